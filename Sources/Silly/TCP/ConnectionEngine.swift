@@ -1,0 +1,335 @@
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Who is waiting for a read to complete. Each front end resumes its own kind of code here:
+/// the Swift API a task's continuation.
+enum ReadWaiter {
+    case task(UnsafeContinuation<Result<ByteBuffer, SillyError>, Never>)
+
+    func resume(with result: Result<ByteBuffer, SillyError>) {
+        switch self {
+        case .task(let continuation): continuation.resume(returning: result)
+        }
+    }
+}
+
+/// The per-connection engine: every byte of a connection passes through here, whichever front end
+/// (the async ``TCPConnection`` or a script runtime) drives it.
+///
+/// The per-message path, top to bottom:
+/// 1. `channelRead` appends the socket's bytes to the ``ReceiveBuffer`` (no copy when it was empty).
+/// 2. If a reader waits and its request can now be met, it is resumed with a slice of the buffer;
+///    a read the buffer already satisfies (``read(_:)``) returns without waiting at all.
+/// 3. `write` queues in the channel and asks the loop's ``EventLoopExecutor`` to flush this
+///    connection once, when the current job ends: one `writev` per batch of writes.
+///
+/// Invariants: everything here runs on the channel's event loop. At most one read waits at a time
+/// (`pendingRead`), and it is resumed exactly once: with data, an error, a timeout or cancellation.
+/// After the peer closed, buffered bytes are still served before the error that ends reading.
+final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private struct PendingRead {
+        var request: ReadRequest
+        var waiter: ReadWaiter
+        var timeout: Scheduled<Void>?
+    }
+
+    let executor: EventLoopExecutor
+    let options: ConnectionOptions
+    private var context: ChannelHandlerContext?
+    private var received = ReceiveBuffer()
+    private var pendingRead: PendingRead?
+    private var readSerial = 0
+    private var cancelRequested = false
+    private var writabilityWaiters: [UnsafeContinuation<Result<Void, SillyError>, Never>] = []
+
+    /// The peer will send nothing more (EOF, reset, or the channel closed).
+    private var inputEnded = false
+    /// The channel is closed; nothing more can be written.
+    private var channelClosed = false
+    /// `close()` was called here.
+    private var closedLocally = false
+    /// Why the stream ended, when that was not a clean EOF.
+    private var failure: SillyError?
+
+    private var isWritable = true
+    private var needsFlush = false
+    private var readHeldBack = false
+    private(set) var receiveLimit: Int
+
+    init(executor: EventLoopExecutor, options: ConnectionOptions) {
+        self.executor = executor
+        self.options = options
+        self.receiveLimit = options.receiveLimit ?? .max
+    }
+
+    // MARK: State the front ends read
+
+    /// Bytes received and not yet read.
+    var unreadBytes: Int { self.received.count }
+
+    /// Bytes written and not yet handed to the kernel.
+    var unsentBytes: Int {
+        guard let channel = self.context?.channel else { return 0 }
+        return (try? channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
+    }
+
+    /// Whether the connection can still be written to and was not closed here.
+    var isAlive: Bool { !self.closedLocally && !self.channelClosed }
+
+    /// Why a write cannot be queued, if it cannot.
+    private var writeError: SillyError? {
+        if self.closedLocally { return .activeClosed }
+        if self.channelClosed { return self.failure ?? .endOfStream }
+        return nil
+    }
+
+    // MARK: Reads
+
+    /// Starts a read: its result if the buffer (or the stream's end) decides it now, `nil` if the
+    /// caller must ``wait(for:timeout:waiter:)``.
+    func read(_ request: ReadRequest) -> Result<ByteBuffer, SillyError>? {
+        if self.pendingRead != nil { return .failure(.readInProgress) }
+        self.received.startRequest()
+        return self.attempt(request)
+    }
+
+    /// Parks `waiter` until `request` can be met, fails, or times out. Only after ``read(_:)``
+    /// returned `nil` on the same turn of the loop.
+    func wait(for request: ReadRequest, timeout: TimeAmount?, waiter: ReadWaiter) {
+        if self.cancelRequested {
+            self.cancelRequested = false
+            waiter.resume(with: .failure(.cancelled))
+            return
+        }
+        self.readSerial &+= 1
+        var pending = PendingRead(request: request, waiter: waiter, timeout: nil)
+        if let timeout {
+            let serial = self.readSerial
+            pending.timeout = self.executor.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+                self.failPendingRead(serial: serial, with: .timedOut)
+            }
+        }
+        self.pendingRead = pending
+        self.resumeReadingIfHeldBack()
+    }
+
+    /// ``read(_:)`` then, if needed, ``wait(for:timeout:waiter:)``: the entry for a caller that
+    /// had to hop onto the loop first.
+    func readOrWait(_ request: ReadRequest, timeout: TimeAmount?, waiter: ReadWaiter) {
+        if let result = self.read(request) {
+            waiter.resume(with: result)
+        } else {
+            self.wait(for: request, timeout: timeout, waiter: waiter)
+        }
+    }
+
+    /// Fails the waiting read with ``SillyError/cancelled``; if none waits yet, the next one.
+    func cancelRead() {
+        if self.pendingRead != nil {
+            self.failPendingRead(serial: self.readSerial, with: .cancelled)
+        } else {
+            self.cancelRequested = true
+        }
+    }
+
+    /// What `request` gets now: data, the error that ends the stream, or `nil` to wait.
+    private func attempt(_ request: ReadRequest) -> Result<ByteBuffer, SillyError>? {
+        if self.closedLocally { return .failure(.activeClosed) }
+        switch self.received.take(request) {
+        case .ready(let data):
+            self.resumeReadingIfHeldBack()
+            return .success(data)
+        case .lineTooLong(let limit):
+            return .failure(.lineTooLong(limit: limit))
+        case .needMore:
+            guard self.inputEnded else { return nil }
+            if let failure = self.failure { return .failure(failure) }
+            // A clean end: the last line needs no delimiter to be read.
+            if case .line = request, self.received.count > 0 {
+                return .success(self.received.takeAll())
+            }
+            return .failure(.endOfStream)
+        }
+    }
+
+    /// Resumes the waiting reader if what changed (data, EOF, close) decides its request.
+    private func serveWaitingRead() {
+        guard let pending = self.pendingRead, let result = self.attempt(pending.request) else { return }
+        self.pendingRead = nil
+        pending.timeout?.cancel()
+        pending.waiter.resume(with: result)
+    }
+
+    private func failPendingRead(serial: Int, with error: SillyError) {
+        guard serial == self.readSerial, let pending = self.pendingRead else { return }
+        self.pendingRead = nil
+        pending.timeout?.cancel()
+        pending.waiter.resume(with: .failure(error))
+    }
+
+    // MARK: Writes
+
+    /// Queues `data`; it is flushed when the current job ends. Never waits.
+    func write(_ data: ByteBuffer) throws(SillyError) {
+        guard let context = self.context else { throw .activeClosed }
+        if let error = self.writeError { throw error }
+        if !self.isWritable, self.unsentBytes + data.readableBytes > self.options.sendQueueLimit {
+            throw .sendQueueFull(limit: self.options.sendQueueLimit)
+        }
+        context.write(self.wrapOutboundOut(data), promise: nil)
+        if !self.needsFlush {
+            self.needsFlush = true
+            self.executor.scheduleFlush(self)
+        }
+    }
+
+    /// Hands queued writes to the kernel, if any are queued.
+    func flush() {
+        guard self.needsFlush, let context = self.context else { return }
+        self.needsFlush = false
+        context.flush()
+    }
+
+    /// Resumes `waiter` once unsent bytes are below the low water mark (at once if they are).
+    func waitUntilWritable(_ waiter: UnsafeContinuation<Result<Void, SillyError>, Never>) {
+        if let error = self.writeError {
+            waiter.resume(returning: .failure(error))
+        } else if self.isWritable {
+            waiter.resume(returning: .success(()))
+        } else {
+            self.flush()
+            self.writabilityWaiters.append(waiter)
+        }
+    }
+
+    private func resumeWritabilityWaiters(with result: Result<Void, SillyError>) {
+        let waiters = self.writabilityWaiters
+        self.writabilityWaiters = []
+        for waiter in waiters {
+            waiter.resume(returning: result)
+        }
+    }
+
+    // MARK: Receive limit
+
+    /// Changes the receive limit (`nil`: none) and resumes reading if the new limit allows it.
+    func setReceiveLimit(_ limit: Int?) {
+        self.receiveLimit = limit ?? .max
+        self.resumeReadingIfHeldBack()
+    }
+
+    /// A waiting reader always gets data: its own bound (count, or line length) caps the buffer.
+    private var mayRead: Bool { self.received.count < self.receiveLimit || self.pendingRead != nil }
+
+    private func resumeReadingIfHeldBack() {
+        guard self.readHeldBack, self.mayRead, let context = self.context else { return }
+        self.readHeldBack = false
+        context.read()
+    }
+
+    // MARK: Close
+
+    /// Closes the connection from this side. A waiting read fails with ``SillyError/activeClosed``.
+    /// Bytes already written are sent first, for at most `options.closeLinger`.
+    func close() {
+        guard !self.closedLocally else { return }
+        self.closedLocally = true
+        self.serveWaitingRead()
+        self.resumeWritabilityWaiters(with: .failure(.activeClosed))
+        guard !self.channelClosed, let context = self.context else { return }
+        self.flush()
+        guard self.unsentBytes > 0 else {
+            context.close(promise: nil)
+            return
+        }
+        // Written bytes complete in order: when this empty write completes, all before it went out.
+        let drained = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(self.wrapOutboundOut(ByteBuffer()), promise: drained)
+        let loop = context.eventLoop.assumeIsolated()
+        let deadline = loop.scheduleTask(in: self.options.closeLinger.timeAmount) {
+            context.close(promise: nil)
+        }
+        drained.futureResult.assumeIsolated().whenComplete { _ in
+            deadline.cancel()
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: ChannelHandler
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.isWritable = context.channel.isWritable
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.received.append(self.unwrapInboundIn(data))
+        if self.pendingRead != nil {
+            self.serveWaitingRead()
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            self.inputEnded = true
+            self.serveWaitingRead()
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if self.failure == nil {
+            self.failure = Self.describe(error)
+        }
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.inputEnded = true
+        self.channelClosed = true
+        self.serveWaitingRead()
+        self.resumeWritabilityWaiters(with: .failure(self.writeError ?? .endOfStream))
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        self.isWritable = context.channel.isWritable
+        if self.isWritable {
+            self.resumeWritabilityWaiters(with: .success(()))
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// The socket asks to read more: hold back while the receive limit is reached.
+    func read(context: ChannelHandlerContext) {
+        if self.mayRead {
+            context.read()
+        } else {
+            self.readHeldBack = true
+        }
+    }
+
+    /// The typed error for a transport failure.
+    static func describe(_ error: any Error) -> SillyError {
+        if let error = error as? SillyError { return error }
+        if let error = error as? IOError {
+            return error.errnoCode == ECONNRESET ? .connectionReset : .system(errno: error.errnoCode)
+        }
+        return .failed("\(error)")
+    }
+}

@@ -1,0 +1,29 @@
+import NIOCore
+
+/// Per-connection limits, given to ``TCP/listen(_:backlog:options:group:logger:accept:)`` or
+/// ``TCP/connect(_:timeout:options:group:)``.
+public struct ConnectionOptions: Sendable {
+    /// The longest line `read(until:)` searches before it fails with ``SillyError/lineTooLong(limit:)``.
+    public var maxLineLength: Int = 64 * 1024
+    /// Stop reading from the socket while this many bytes are buffered and no read is waiting,
+    /// so TCP flow control slows the peer (the tutorial framework's `conn:limit`). `nil`: no limit.
+    public var receiveLimit: Int? = nil
+    /// A write that would take the unsent bytes past this fails with ``SillyError/sendQueueFull(limit:)``.
+    public var sendQueueLimit: Int = 4 * 1024 * 1024
+    /// ``TCPConnection/waitUntilWritable()`` waits while more than `high` bytes are unsent, until
+    /// fewer than `low` are (SwiftNIO's write-buffer water marks).
+    public var writeWatermarks: ClosedRange<Int> = (32 * 1024)...(64 * 1024)
+    /// How long `close()` lets unsent bytes drain before it closes anyway.
+    public var closeLinger: Duration = .seconds(5)
+
+    /// The defaults: 64 KiB lines, no receive limit, a 4 MiB send queue.
+    public init() {}
+}
+
+extension Duration {
+    /// The same span as a SwiftNIO `TimeAmount`.
+    var timeAmount: TimeAmount {
+        let (seconds, attoseconds) = self.components
+        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

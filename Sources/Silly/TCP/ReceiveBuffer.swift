@@ -1,0 +1,118 @@
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What a reader asks of the receive buffer.
+enum ReadRequest {
+    /// Up to and including the delimiter, which must end within `maxLength` bytes.
+    case line(Delimiter, maxLength: Int)
+    /// Exactly this many bytes (0 is met at once, with an empty buffer).
+    case count(Int)
+    /// Whatever is buffered, at least one byte and at most `max`.
+    case available(max: Int)
+}
+
+/// The bytes received and not yet read, and the search that cuts requests out of them.
+///
+/// Invariants: `bytes` holds exactly the unread bytes (reader index at the first one). When it is
+/// empty it shares no storage with the channel's read buffers, so NIO can reuse its pooled buffer.
+/// `searched` counts the leading bytes already scanned for the current line request's delimiter,
+/// so a peer sending one byte at a time costs a linear, not quadratic, search.
+struct ReceiveBuffer {
+    private(set) var bytes = ByteBuffer()
+    private var searched = 0
+
+    /// How many bytes are buffered.
+    var count: Int { self.bytes.readableBytes }
+
+    /// Appends bytes read from the socket; the first chunk into an empty buffer is kept without a copy.
+    mutating func append(_ incoming: ByteBuffer) {
+        if self.bytes.readableBytes == 0 {
+            self.bytes = incoming
+        } else {
+            var incoming = incoming
+            self.bytes.writeBuffer(&incoming)
+        }
+    }
+
+    /// Forgets how far the last line search got: a new request may have another delimiter.
+    mutating func startRequest() {
+        self.searched = 0
+    }
+
+    /// The result of trying a request against the buffered bytes.
+    enum Outcome {
+        case ready(ByteBuffer)
+        case needMore
+        case lineTooLong(limit: Int)
+    }
+
+    /// Cuts `request` out of the buffer if the bytes are there, as a slice sharing their storage.
+    mutating func take(_ request: ReadRequest) -> Outcome {
+        switch request {
+        case .count(let wanted):
+            guard self.bytes.readableBytes >= wanted else { return .needMore }
+            return .ready(self.cut(wanted))
+        case .available(let max):
+            guard self.bytes.readableBytes > 0 else { return .needMore }
+            return .ready(self.cut(min(max, self.bytes.readableBytes)))
+        case .line(let delimiter, let maxLength):
+            if let end = self.findLineEnd(delimiter, within: maxLength) {
+                self.searched = 0
+                return .ready(self.cut(end))
+            }
+            return self.bytes.readableBytes >= maxLength ? .lineTooLong(limit: maxLength) : .needMore
+        }
+    }
+
+    /// Takes every buffered byte (the final, unterminated line after the peer closed).
+    mutating func takeAll() -> ByteBuffer {
+        self.searched = 0
+        return self.cut(self.bytes.readableBytes)
+    }
+
+    private mutating func cut(_ length: Int) -> ByteBuffer {
+        let slice = self.bytes.readSlice(length: length)!
+        if self.bytes.readableBytes == 0 {
+            self.bytes = ByteBuffer()
+        }
+        return slice
+    }
+
+    /// The length of the first line, delimiter included, if it ends within `maxLength` bytes.
+    private mutating func findLineEnd(_ delimiter: Delimiter, within maxLength: Int) -> Int? {
+        let delimiterLength = delimiter.bytes.count
+        let window = min(self.bytes.readableBytes, maxLength)
+        // A delimiter may straddle the end of the previous search.
+        let start = max(0, self.searched - (delimiterLength - 1))
+        guard window - start >= delimiterLength else {
+            return nil
+        }
+        let found: Int? = self.bytes.withUnsafeReadableBytes { raw in
+            let base = raw.baseAddress!
+            var position = start
+            while position <= window - delimiterLength {
+                guard let hit = memchr(base + position, Int32(delimiter.first), window - delimiterLength + 1 - position)
+                else { return nil }
+                let offset = base.distance(to: UnsafeRawPointer(hit))
+                if delimiterLength == 1
+                    || memcmp(hit, delimiter.bytes, delimiterLength) == 0
+                {
+                    return offset + delimiterLength
+                }
+                position = offset + 1
+            }
+            return nil
+        }
+        if found == nil {
+            self.searched = window
+        }
+        return found
+    }
+}

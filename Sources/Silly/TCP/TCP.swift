@@ -1,0 +1,167 @@
+import Logging
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The tutorial's `silly.net.tcp`: listen for connections, and connect to servers.
+public enum TCP {
+    /// Listens on `address` and runs `accept` for each connection, in a task of its own on the
+    /// connection's event loop. When `accept` returns or throws, the connection is closed (and
+    /// what was thrown is logged); handlers never block one another.
+    ///
+    /// - Parameters:
+    ///   - address: `"127.0.0.1:9999"`, `"0.0.0.0:8080"`, `":8080"` (all interfaces), `"[::1]:9999"`,
+    ///     `"localhost:9999"`; port 0 picks a free port (see ``TCPListener/port``).
+    ///   - backlog: the kernel's queue of connections not yet accepted.
+    ///   - options: limits for each accepted connection.
+    ///   - group: the event loops that serve the connections; all cores by default.
+    ///   - logger: where handler failures are logged.
+    /// - Throws: ``SillyError/invalidAddress(_:reason:)``, ``SillyError/unresolvable(_:)``,
+    ///   ``SillyError/addressInUse(_:)``, or ``SillyError/system(errno:)``, each naming `address`.
+    public static func listen(
+        _ address: String,
+        backlog: Int = 4096,
+        options: ConnectionOptions = ConnectionOptions(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "silly.tcp"),
+        accept: @escaping @Sendable (TCPConnection) async throws -> Void
+    ) async throws(SillyError) -> TCPListener {
+        let bindAddress = try HostAndPort(parsing: address).resolve(defaultHost: "0.0.0.0", original: address)
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: Int32(clamping: backlog))
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Drain the accept queue on every wakeup: a burst of connects must not overflow it.
+            .serverChannelOption(.maxMessagesPerRead, value: 1024)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(.writeBufferWaterMark, value: options.waterMark)
+            .childChannelOption(.recvAllocator, value: Self.receiveAllocator)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let connection = try Self.attachEngine(to: channel, options: options)
+                    let executor = EventLoopExecutor.for(channel.eventLoop)
+                    Task(executorPreference: executor) {
+                        await Self.serve(connection, accept: accept, logger: logger)
+                    }
+                }
+            }
+        do {
+            let channel = try await bootstrap.bind(to: bindAddress).get()
+            return TCPListener(channel: channel, localAddress: Endpoint(channel.localAddress) ?? Endpoint(ip: "?", port: 0))
+        } catch {
+            throw Self.bindError(error, address: address)
+        }
+    }
+
+    /// Connects to `address` (same forms as `listen`; no host means 127.0.0.1).
+    ///
+    /// Called from a task on an event loop of `group` (an `accept` handler, a forked task), the
+    /// connection lives on that same loop, so its reads and writes need no thread hop.
+    /// - Throws: ``SillyError/connectionRefused(_:)``, ``SillyError/unresolvable(_:)``,
+    ///   ``SillyError/connectTimeout(_:)``, ``SillyError/invalidAddress(_:reason:)``, or
+    ///   ``SillyError/system(errno:)``.
+    public static func connect(
+        _ address: String,
+        timeout: Duration = .seconds(10),
+        options: ConnectionOptions = ConnectionOptions(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws(SillyError) -> TCPConnection {
+        let target = try HostAndPort(parsing: address)
+        let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? group.next()
+        let bootstrap = ClientBootstrap(group: loop)
+            .connectTimeout(timeout.timeAmount)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.writeBufferWaterMark, value: options.waterMark)
+            .channelOption(.recvAllocator, value: Self.receiveAllocator)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    _ = try Self.attachEngine(to: channel, options: options)
+                }
+            }
+        let host = target.host ?? "127.0.0.1"
+        do {
+            let channel: any Channel
+            if let literal = try? SocketAddress(ipAddress: host, port: target.port) {
+                channel = try await bootstrap.connect(to: literal).get()
+            } else {
+                channel = try await bootstrap.connect(host: host, port: target.port).get()
+            }
+            return try await channel.eventLoop.submit {
+                try channel.pipeline.syncOperations.handler(type: ConnectionEngine.self)
+            }.map { TCPConnection(channel: channel, engine: $0) }.get()
+        } catch {
+            throw Self.connectError(error, address: address)
+        }
+    }
+
+    // MARK: Internals
+
+    /// Receive buffers start small (an idle connection keeps one) and grow for bulk traffic.
+    private static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536)
+
+    private static func attachEngine(to channel: any Channel, options: ConnectionOptions) throws -> TCPConnection {
+        let engine = ConnectionEngine(executor: EventLoopExecutor.for(channel.eventLoop), options: options)
+        try channel.pipeline.syncOperations.addHandler(engine)
+        return TCPConnection(channel: channel, engine: engine)
+    }
+
+    private static func serve(
+        _ connection: TCPConnection,
+        accept: @Sendable (TCPConnection) async throws -> Void,
+        logger: Logger
+    ) async {
+        do {
+            try await accept(connection)
+        } catch {
+            // A read loop ends by throwing when the peer leaves: that is no failure.
+            let routine = error as? SillyError == .endOfStream || error as? SillyError == .activeClosed
+            logger.log(
+                level: routine ? .debug : .warning,
+                "connection handler threw: \(error)",
+                metadata: ["connection.peer": "\(connection.remoteAddress.map(String.init(describing:)) ?? "?")"]
+            )
+        }
+        await connection.close()
+    }
+
+    private static func bindError(_ error: any Error, address: String) -> SillyError {
+        guard let error = error as? IOError else { return ConnectionEngine.describe(error) }
+        switch error.errnoCode {
+        case EADDRINUSE: return .addressInUse(address)
+        case EADDRNOTAVAIL: return .invalidAddress(address, reason: "no local interface has this address")
+        default: return .system(errno: error.errnoCode)
+        }
+    }
+
+    private static func connectError(_ error: any Error, address: String) -> SillyError {
+        switch error {
+        case let error as SillyError:
+            return error
+        case let error as NIOConnectionError:
+            if let first = error.connectionErrors.first {
+                return Self.connectError(first.error, address: address)
+            }
+            return .unresolvable(address)
+        case ChannelError.connectTimeout:
+            return .connectTimeout(address)
+        case let error as IOError where error.errnoCode == ECONNREFUSED:
+            return .connectionRefused(address)
+        default:
+            return ConnectionEngine.describe(error)
+        }
+    }
+}
+
+extension ConnectionOptions {
+    var waterMark: ChannelOptions.Types.WriteBufferWaterMark {
+        .init(low: self.writeWatermarks.lowerBound, high: self.writeWatermarks.upperBound)
+    }
+}

@@ -1,0 +1,187 @@
+import NIOCore
+
+/// A TCP connection with the tutorial's sequential API: `read` waits until its request is met,
+/// `write` queues and returns.
+///
+/// Calls are cheapest from the connection's own task (the `accept` handler, or a task started with
+/// ``Tasks/fork(on:_:)`` on ``eventLoop``): they run on the channel's event loop, and a read the
+/// receive buffer can already satisfy returns without suspending. From anywhere else they hop to
+/// that loop. One read may wait at a time; writes may come from any task.
+public final class TCPConnection: Sendable {
+    /// The event loop that owns the connection's socket.
+    public let eventLoop: any EventLoop
+    private let channel: any Channel
+    private let engine: NIOLoopBound<ConnectionEngine>
+    private let maxLineLength: Int
+
+    init(channel: any Channel, engine: ConnectionEngine) {
+        self.channel = channel
+        self.eventLoop = channel.eventLoop
+        self.engine = NIOLoopBound(engine, eventLoop: channel.eventLoop)
+        self.maxLineLength = engine.options.maxLineLength
+    }
+
+    /// The peer's address, as `IP:port`.
+    public var remoteAddress: Endpoint? { Endpoint(self.channel.remoteAddress) }
+    /// This side's address, as `IP:port`.
+    public var localAddress: Endpoint? { Endpoint(self.channel.localAddress) }
+
+    // MARK: Reading
+
+    /// Reads up to and including `delimiter` (`"\n"`, `"\r\n"`, any bytes), however the bytes
+    /// were split into segments.
+    ///
+    /// After the peer closed, a final line without the delimiter is returned as it is; the read
+    /// after it fails with ``SillyError/endOfStream``.
+    /// - Parameters:
+    ///   - maxLength: the longest line to search for, delimiter included; longer fails with
+    ///     ``SillyError/lineTooLong(limit:)``. Default: the connection's `maxLineLength` (64 KiB).
+    ///   - timeout: fail with ``SillyError/timedOut`` if the line is not complete by then.
+    public func read(
+        until delimiter: Delimiter,
+        maxLength: Int? = nil,
+        timeout: Duration? = nil
+    ) async throws(SillyError) -> ByteBuffer {
+        let limit = maxLength ?? self.maxLineLength
+        return try await self.perform(.line(delimiter, maxLength: limit), timeout: timeout)
+    }
+
+    /// Reads exactly `count` bytes. `read(count: unreadBytes)` reads whatever is buffered, an empty
+    /// buffer if nothing is.
+    public func read(count: Int, timeout: Duration? = nil) async throws(SillyError) -> ByteBuffer {
+        precondition(count >= 0, "a read count cannot be negative")
+        return try await self.perform(.count(count), timeout: timeout)
+    }
+
+    /// Reads whatever is buffered, waiting for at least one byte; at most `maxLength` bytes.
+    public func readAvailable(maxLength: Int = .max, timeout: Duration? = nil) async throws(SillyError) -> ByteBuffer {
+        precondition(maxLength > 0, "maxLength must be positive")
+        return try await self.perform(.available(max: maxLength), timeout: timeout)
+    }
+
+    /// ``read(until:maxLength:timeout:)`` decoded as UTF-8 (invalid bytes become U+FFFD).
+    public func readString(until delimiter: Delimiter = .newline, timeout: Duration? = nil) async throws(SillyError) -> String {
+        String(buffer: try await self.read(until: delimiter, timeout: timeout))
+    }
+
+    /// The number of received bytes not yet read.
+    public var unreadBytes: Int {
+        get async { await self.onLoop { $0.unreadBytes } }
+    }
+
+    /// The fast path: on the loop, a read the buffer satisfies returns here without suspending.
+    @inline(__always)
+    private func perform(_ request: ReadRequest, timeout: Duration?) async throws(SillyError) -> ByteBuffer {
+        if self.eventLoop.inEventLoop, let result = self.engine.value.read(request) {
+            return try result.get()
+        }
+        return try await self.waitForRead(request, timeout: timeout?.timeAmount)
+    }
+
+    @inline(never)
+    private func waitForRead(_ request: ReadRequest, timeout: TimeAmount?) async throws(SillyError) -> ByteBuffer {
+        let engine = self.engine
+        let loop = self.eventLoop
+        let result = await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<ByteBuffer, SillyError>, Never>) in
+                if Task.isCancelled {
+                    continuation.resume(returning: .failure(.cancelled))
+                } else if loop.inEventLoop {
+                    // `perform` already tried the buffer on this turn of the loop.
+                    engine.value.wait(for: request, timeout: timeout, waiter: .task(continuation))
+                } else {
+                    loop.execute { engine.value.readOrWait(request, timeout: timeout, waiter: .task(continuation)) }
+                }
+            }
+        } onCancel: {
+            loop.execute { engine.value.cancelRead() }
+        }
+        return try result.get()
+    }
+
+    // MARK: Writing
+
+    /// Queues `data` for sending and returns; it is flushed once the current batch of writes ends.
+    /// Fails if the connection is closed or the send queue is over its limit.
+    public func write(_ data: ByteBuffer) async throws(SillyError) {
+        if self.eventLoop.inEventLoop {
+            return try self.engine.value.write(data)
+        }
+        try await self.onLoop { engine in
+            let result = Result { () throws(SillyError) in try engine.write(data) }
+            engine.flush()
+            return result
+        }.get()
+    }
+
+    /// Queues the UTF-8 bytes of `string`.
+    public func write(_ string: String) async throws(SillyError) {
+        try await self.write(ByteBuffer(string: string))
+    }
+
+    /// Queues raw bytes.
+    public func write(_ bytes: some Sequence<UInt8>) async throws(SillyError) {
+        try await self.write(ByteBuffer(bytes: bytes))
+    }
+
+    /// Queues several buffers, sent with one flush. Stops at the first that fails.
+    public func write(contentsOf buffers: [ByteBuffer]) async throws(SillyError) {
+        try await self.onLoop { engine in
+            let result = Result { () throws(SillyError) in
+                for buffer in buffers { try engine.write(buffer) }
+            }
+            engine.flush()
+            return result
+        }.get()
+    }
+
+    /// Waits until the unsent bytes are below the low water mark: the backpressure a handler
+    /// that writes faster than the peer reads should apply.
+    public func waitUntilWritable() async throws(SillyError) {
+        let engine = self.engine
+        let loop = self.eventLoop
+        let result = await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<Void, SillyError>, Never>) in
+            if loop.inEventLoop {
+                engine.value.waitUntilWritable(continuation)
+            } else {
+                loop.execute { engine.value.waitUntilWritable(continuation) }
+            }
+        }
+        try result.get()
+    }
+
+    /// The number of written bytes not yet handed to the kernel.
+    public var unsentBytes: Int {
+        get async { await self.onLoop { $0.unsentBytes } }
+    }
+
+    // MARK: Lifecycle
+
+    /// Whether the connection is open and was not closed by this side.
+    public var isAlive: Bool {
+        get async { await self.onLoop { $0.isAlive } }
+    }
+
+    /// Stops reading from the socket while `bytes` are buffered unread (`nil`: no limit); TCP
+    /// flow control then slows the peer. The tutorial framework's `conn:limit`.
+    public func setReceiveLimit(_ bytes: Int?) async {
+        await self.onLoop { $0.setReceiveLimit(bytes) }
+    }
+
+    /// Closes the connection. A read waiting in another task fails with ``SillyError/activeClosed``;
+    /// bytes already written are still sent. Closing twice does nothing.
+    public func close() async {
+        await self.onLoop { $0.close() }
+    }
+
+    /// Runs `body` with the engine on the connection's loop, hopping there if needed.
+    private func onLoop<T: Sendable>(_ body: @escaping @Sendable (ConnectionEngine) -> T) async -> T {
+        if self.eventLoop.inEventLoop {
+            return body(self.engine.value)
+        }
+        let engine = self.engine
+        return await withUnsafeContinuation { continuation in
+            self.eventLoop.execute { continuation.resume(returning: body(engine.value)) }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import Silly
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("Addresses: every form, and every way listen and connect fail")
+struct AddressTests {
+    @Test("each accepted form listens", arguments: ["127.0.0.1:0", ":0", "0.0.0.0:0", "[::1]:0", "localhost:0"])
+    func acceptedForms(address: String) async throws {
+        let listener: TCPListener
+        do throws(SillyError) {
+            listener = try await TCP.listen(address, accept: echoLines)
+        } catch {
+            guard address.hasPrefix("["), case .invalidAddress = error else { throw error }
+            return  // a machine without IPv6 loopback
+        }
+        #expect(listener.port > 0)
+        let host = address.hasPrefix("[") ? "[::1]" : (address.hasPrefix("localhost") ? "localhost" : "127.0.0.1")
+        let client = try await TCP.connect("\(host):\(listener.port)")
+        try await client.write("hi\n")
+        #expect(try await client.line() == "hi\n")
+        await client.close()
+        await listener.close()
+    }
+
+    @Test(
+        "malformed addresses fail with invalidAddress naming the address",
+        arguments: [
+            "", "9999", "127.0.0.1", "127.0.0.1:", "127.0.0.1:port", "127.0.0.1:65536", "127.0.0.1:-1",
+            "::1:9999", "[::1]9999", "[::1", "[]:80", "bad host:80", "127.0.0.1:99999999999999999999",
+        ]
+    )
+    func malformed(address: String) async throws {
+        do throws(SillyError) {
+            _ = try await TCP.listen(address, accept: echoLines)
+            Issue.record("listen accepted \(address)")
+        } catch {
+            guard case .invalidAddress(let named, let reason) = error else {
+                Issue.record("unexpected \(error)")
+                return
+            }
+            #expect(named == address)
+            #expect(!reason.isEmpty)
+            #expect("\(error)".contains("'\(address)'"))
+        }
+        await #expect(throws: SillyError.self) { try await TCP.connect(address) }
+    }
+
+    @Test("a host that does not resolve fails with unresolvable, for listen and connect")
+    func unresolvable() async throws {
+        await #expect(throws: SillyError.unresolvable("no-such-host.invalid:80")) {
+            try await TCP.listen("no-such-host.invalid:80", accept: echoLines)
+        }
+        await #expect(throws: SillyError.unresolvable("no-such-host.invalid:80")) {
+            try await TCP.connect("no-such-host.invalid:80")
+        }
+    }
+
+    @Test("an address no interface has fails, naming it")
+    func notLocal() async throws {
+        await #expect(throws: SillyError.invalidAddress("192.0.2.1:0", reason: "no local interface has this address")) {
+            try await TCP.listen("192.0.2.1:0", accept: echoLines)
+        }
+    }
+
+    @Test("a port in use fails with addressInUse naming the address")
+    func portInUse() async throws {
+        let first = try await TCP.listen("127.0.0.1:0", accept: echoLines)
+        let address = "127.0.0.1:\(first.port)"
+        await #expect(throws: SillyError.addressInUse(address)) { try await TCP.listen(address, accept: echoLines) }
+        #expect("\(SillyError.addressInUse(address))".contains(address))
+        await first.close()
+    }
+
+    @Test("connecting to a closed port fails with connectionRefused")
+    func refused() async throws {
+        let listener = try await TCP.listen("127.0.0.1:0", accept: echoLines)
+        let address = "127.0.0.1:\(listener.port)"
+        await listener.close()
+        await #expect(throws: SillyError.connectionRefused(address)) { try await TCP.connect(address) }
+    }
+
+    @Test("a connect the server never answers fails with connectTimeout")
+    func connectTimeout() async throws {
+        // A listening socket that never accepts, its backlog filled: the kernel drops further SYNs.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        #expect(listen(fd, 0) == 0)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        var fillers: [TCPConnection] = []
+        var timedOut = false
+        for _ in 0..<8 {
+            do throws(SillyError) {
+                fillers.append(try await TCP.connect("127.0.0.1:\(port)", timeout: .milliseconds(300)))
+            } catch {
+                #expect(error == .connectTimeout("127.0.0.1:\(port)"))
+                timedOut = true
+                break
+            }
+        }
+        #expect(timedOut)
+        for filler in fillers { await filler.close() }
+    }
+}

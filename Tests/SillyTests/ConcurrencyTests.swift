@@ -1,0 +1,61 @@
+import NIOCore
+import Silly
+import Testing
+
+@Suite("Many clients at once")
+struct ConcurrencyTests {
+    @Test("100 concurrent clients each echo 200 lines; every byte checked")
+    func hundredClients() async throws {
+        try await withServer(accept: echoLines) { address in
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                for client in 0..<100 {
+                    group.addTask {
+                        let conn = try await TCP.connect(address)
+                        var matched = 0
+                        for message in 0..<200 {
+                            let line = "client \(client) message \(message) \(CryptoUtils.randomKey(Int.random(in: 0...40)))\n"
+                            try await conn.write(line)
+                            if try await conn.line() == line { matched += 1 }
+                        }
+                        await conn.close()
+                        return matched
+                    }
+                }
+                var total = 0
+                for try await matched in group { total += matched }
+                #expect(total == 100 * 200)
+            }
+        }
+    }
+
+    @Test("pipelined lines from one client come back in order")
+    func pipelined() async throws {
+        try await withServer(accept: echoLines) { address in
+            let conn = try await TCP.connect(address)
+            let lines = (0..<2000).map { "line \($0)\n" }
+            try await conn.write(contentsOf: lines.map { ByteBuffer(string: $0) })
+            for line in lines {
+                #expect(try await conn.line() == line)
+            }
+            await conn.close()
+        }
+    }
+
+    @Test("a forked task on the connection's loop reads and writes without hopping, like an accept handler")
+    func forkedClient() async throws {
+        try await withServer(accept: echoLines) { address in
+            let result = Mailbox<String>()
+            Tasks.fork {
+                do {
+                    let conn = try await TCP.connect(address)
+                    try await conn.write("from a fork\n")
+                    result.send(try await conn.line())
+                    await conn.close()
+                } catch {
+                    result.send("\(error)")
+                }
+            }
+            #expect(await result.next() == "from a fork\n")
+        }
+    }
+}

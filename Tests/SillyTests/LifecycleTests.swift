@@ -1,0 +1,236 @@
+import NIOCore
+import NIOPosix
+import Silly
+import Synchronization
+import Testing
+
+@Suite("Connection lifecycle: end of stream, resets, closes, failing handlers")
+struct LifecycleTests {
+    @Test("after the peer closes, every line is still read, the last unterminated one too, then endOfStream")
+    func endOfStreamWithPartialLine() async throws {
+        let results = Mailbox<Result<String, SillyError>>()
+        try await withServer(accept: { conn in
+            while true {
+                do {
+                    results.send(.success(try await conn.readString(until: "\n")))
+                } catch let error as SillyError {
+                    results.send(.failure(error))
+                    return
+                }
+            }
+        }) { address in
+            let client = try await TCP.connect(address)
+            try await client.write("a\nb\nc")
+            await client.close()
+            #expect(await results.next() == .success("a\n"))
+            #expect(await results.next() == .success("b\n"))
+            #expect(await results.next() == .success("c"))
+            #expect(await results.next() == .failure(.endOfStream))
+        }
+    }
+
+    @Test("a clean end with no partial line: endOfStream straight after the last line")
+    func endOfStreamClean() async throws {
+        let results = Mailbox<Result<String, SillyError>>()
+        try await withServer(accept: { conn in
+            results.send(.success(try await conn.readString(until: "\n")))
+            do {
+                _ = try await conn.read(until: "\n")
+            } catch let error as SillyError {
+                results.send(.failure(error))
+            }
+        }) { address in
+            let client = try await TCP.connect(address)
+            try await client.write("only\n")
+            await client.close()
+            #expect(await results.next() == .success("only\n"))
+            #expect(await results.next() == .failure(.endOfStream))
+        }
+    }
+
+    @Test("half-close: the peer shuts its write side, the server still reads every line and answers")
+    func halfClose() async throws {
+        try await withServer(accept: echoLines) { address in
+            let port = Int(address.split(separator: ":").last!)!
+            let raw = try await rawClient(port: port)
+            let closed = raw.eventLoop.makePromise(of: Void.self)
+            let collector = Collector(closed: closed)
+            try await raw.pipeline.addHandler(collector)
+            try await raw.writeAndFlush(ByteBuffer(string: "one\ntwo\nthree")).get()
+            try await raw.close(mode: .output).get()
+            try await closed.futureResult.get()
+            #expect(String(buffer: collector.received.withLock { $0 }) == "one\ntwo\nthree")
+        }
+    }
+
+    @Test("a peer that resets the connection gives connectionReset, after the bytes it sent")
+    func resetByPeer() async throws {
+        let results = Mailbox<Result<String, SillyError>>()
+        try await withServer(accept: { conn in
+            results.send(.success(try await conn.readString(until: "\n")))
+            do {
+                _ = try await conn.read(until: "\n")
+                results.send(.success("no error"))
+            } catch let error as SillyError {
+                results.send(.failure(error))
+            }
+        }) { address in
+            let port = Int(address.split(separator: ":").last!)!
+            let raw = try await rawClient(port: port, linger0: true)
+            try await raw.writeAndFlush(ByteBuffer(string: "before reset\n")).get()
+            #expect(await results.next() == .success("before reset\n"))
+            try await raw.close().get()  // SO_LINGER 0: close sends RST
+            #expect(await results.next() == .failure(.connectionReset))
+        }
+    }
+
+    @Test("a handler that throws has its connection closed, and the server keeps serving")
+    func throwingHandler() async throws {
+        struct Boom: Error {}
+        try await withServer(accept: { conn in
+            let line = try await conn.read(until: "\n")
+            if String(buffer: line) == "boom\n" { throw Boom() }
+            try await conn.write(line)
+            try await echoLines(conn)
+        }) { address in
+            let doomed = try await TCP.connect(address)
+            try await doomed.write("boom\n")
+            await #expect(throws: SillyError.endOfStream) { try await doomed.read(until: "\n", timeout: patience) }
+            let healthy = try await TCP.connect(address)
+            try await healthy.write("fine\n")
+            #expect(try await healthy.line() == "fine\n")
+            await doomed.close()
+            await healthy.close()
+        }
+    }
+
+    @Test("a handler that returns has its connection closed for it")
+    func returningHandler() async throws {
+        try await withServer(accept: { conn in
+            try await conn.write("bye\n")
+        }) { address in
+            let client = try await TCP.connect(address)
+            #expect(try await client.line() == "bye\n")
+            await #expect(throws: SillyError.endOfStream) { try await client.read(until: "\n", timeout: patience) }
+            await client.close()
+        }
+    }
+
+    @Test("close() from another task wakes a blocked read with activeClosed; later calls fail the same way")
+    func activeClose() async throws {
+        let results = Mailbox<SillyError?>()
+        try await withServer(accept: { conn in
+            Task {
+                try? await Task.sleep(for: .milliseconds(30))
+                await conn.close()
+            }
+            do {
+                _ = try await conn.read(until: "\n")
+                results.send(nil)
+            } catch let error as SillyError {
+                results.send(error)
+            }
+            do {
+                try await conn.write("late\n")
+                results.send(nil)
+            } catch let error as SillyError {
+                results.send(error)
+            }
+            results.send(await conn.isAlive ? nil : .activeClosed)
+        }) { address in
+            let client = try await TCP.connect(address)
+            #expect(await results.next() == .some(.activeClosed))
+            #expect(await results.next() == .some(.activeClosed))
+            #expect(await results.next() == .some(.activeClosed))
+            await #expect(throws: SillyError.endOfStream) { try await client.read(until: "\n", timeout: patience) }
+            await client.close()
+        }
+    }
+
+    @Test("close() sends what was written before it")
+    func closeFlushes() async throws {
+        let payload = String(repeating: "0123456789abcdef", count: 64 * 1024)  // 1 MiB, more than a socket buffer
+        try await withServer(accept: { conn in
+            try await conn.write(payload)
+            await conn.close()
+        }) { address in
+            let client = try await TCP.connect(address)
+            let got = try await client.read(count: payload.utf8.count, timeout: patience)
+            #expect(String(buffer: got) == payload)
+            await client.close()
+        }
+    }
+
+    @Test("cancelling the task blocked in a read ends it with cancelled")
+    func cancellation() async throws {
+        let results = Mailbox<SillyError?>()
+        try await withServer(accept: { conn in
+            let reader = Task { () -> SillyError? in
+                do throws(SillyError) {
+                    _ = try await conn.read(until: "\n")
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+            try await Task.sleep(for: .milliseconds(20))
+            reader.cancel()
+            results.send(await reader.value)
+            try await echoLines(conn)
+        }) { address in
+            let client = try await TCP.connect(address)
+            #expect(await results.next() == .some(.cancelled))
+            try await client.write("after cancel\n")
+            #expect(try await client.line() == "after cancel\n")
+            await client.close()
+        }
+    }
+
+    @Test("closing the listener stops new connections; running handlers keep theirs")
+    func listenerClose() async throws {
+        let listener = try await TCP.listen("127.0.0.1:0", accept: echoLines)
+        let address = "127.0.0.1:\(listener.port)"
+        let client = try await TCP.connect(address)
+        try await client.write("before\n")
+        #expect(try await client.line() == "before\n")
+        await listener.close()
+        await #expect(throws: SillyError.connectionRefused(address)) { try await TCP.connect(address) }
+        try await client.write("after\n")
+        #expect(try await client.line() == "after\n")
+        await client.close()
+    }
+
+    @Test("remoteAddress and localAddress print as IP:port and mirror each other")
+    func addresses() async throws {
+        let seen = Mailbox<String>()
+        try await withServer(accept: { conn in
+            seen.send("\(conn.remoteAddress!)")
+        }) { address in
+            let client = try await TCP.connect(address)
+            #expect(client.remoteAddress?.description == address)
+            #expect(await seen.next() == client.localAddress?.description)
+            #expect(client.localAddress?.ip == "127.0.0.1")
+            await client.close()
+        }
+    }
+}
+
+/// Gathers what a raw client receives, and completes `closed` when the server closes.
+final class Collector: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let received = Mutex(ByteBuffer())
+    let closed: EventLoopPromise<Void>
+
+    init(closed: EventLoopPromise<Void>) {
+        self.closed = closed
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var chunk = self.unwrapInboundIn(data)
+        self.received.withLock { _ = $0.writeBuffer(&chunk) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.closed.succeed(())
+    }
+}
