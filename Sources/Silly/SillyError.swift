@@ -11,6 +11,9 @@ import Darwin
 /// Connection errors read like the tutorial's: a read on a stream the peer closed fails with
 /// ``endOfStream`` ("socket closed"), one on a connection closed by this side with ``activeClosed``
 /// ("active closed"), a reset with ``connectionReset`` ("Connection reset by peer").
+///
+/// Cases that carry text are `indirect`: the enum stays 9 bytes, so the `Result`s on the read
+/// path, and the async frames that hold them for as long as a connection waits, stay small.
 public enum SillyError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The peer closed its side of the stream and every byte it sent has been read.
     case endOfStream
@@ -31,17 +34,17 @@ public enum SillyError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Any other operating-system failure, with its errno.
     case system(errno: Int32)
     /// A failure that carries no errno (from the transport), described.
-    case failed(String)
+    indirect case failed(String)
     /// An address string that is not `host:port` with a valid port.
-    case invalidAddress(String, reason: String)
+    indirect case invalidAddress(String, reason: String)
     /// Binding failed because the address is already in use (EADDRINUSE).
-    case addressInUse(String)
+    indirect case addressInUse(String)
     /// Nothing listens at the address (ECONNREFUSED).
-    case connectionRefused(String)
+    indirect case connectionRefused(String)
     /// The host name could not be resolved.
-    case unresolvable(String)
+    indirect case unresolvable(String)
     /// The connection was not established within the connect timeout.
-    case connectTimeout(String)
+    indirect case connectTimeout(String)
 
     public var description: String {
         switch self {

@@ -5,18 +5,24 @@ import Synchronization
 /// A `TaskExecutor` that runs jobs on one SwiftNIO event loop, and flushes the writes they queued.
 ///
 /// A connection's task prefers the executor of its channel's loop, so a reader resumed from
-/// `channelRead` and the writes it makes need no thread hop. Writes queue in the channel; the
-/// connections that queued some are flushed once when the job that wrote them ends (the task
-/// suspended, returned or hopped away): one `writev` per batch, not per line.
+/// `channelRead` and the writes it makes need no thread hop. Jobs enqueued on the loop itself
+/// (every reader resumed by incoming data) go to a run queue that one `execute` drains, so the
+/// readers woken by one batch of socket events cost one event-loop task, not one each.
+/// Writes queue in the channel; the connections that queued some are flushed once the drained
+/// jobs have run (their tasks suspended, returned or hopped away): one `writev` per connection
+/// per batch, not per line.
 ///
 /// There is one executor per event loop, found with ``EventLoopExecutor/for(_:)``.
 public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
-    // @unchecked: `pendingFlushes` and `isRunningJob` are only touched on `eventLoop`.
+    // @unchecked: every `var` below is only touched on `eventLoop`.
 
     /// The loop every job runs on.
     public let eventLoop: any EventLoop
+    private var runQueue: [UnownedJob] = []
+    private var spareRunQueue: [UnownedJob] = []
+    private var drainScheduled = false
     private var pendingFlushes: [ConnectionEngine] = []
-    private var isRunningJob = false
+    private var isRunningJobs = false
 
     private init(_ eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -24,19 +30,45 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
 
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        self.eventLoop.execute {
-            self.isRunningJob = true
-            job.runSynchronously(on: self.asUnownedTaskExecutor())
-            self.isRunningJob = false
-            self.flushPending()
+        if self.eventLoop.inEventLoop {
+            self.runQueue.append(job)
+            self.scheduleDrain()
+        } else {
+            self.eventLoop.execute {
+                self.runQueue.append(job)
+                self.scheduleDrain()
+            }
         }
+    }
+
+    private func scheduleDrain() {
+        guard !self.drainScheduled else { return }
+        self.drainScheduled = true
+        self.eventLoop.assumeIsolated().execute { self.drain() }
+    }
+
+    /// Runs the jobs queued so far (jobs they enqueue wait for the next drain, so I/O is not
+    /// starved), then flushes the connections they wrote to.
+    private func drain() {
+        self.drainScheduled = false
+        var jobs = self.spareRunQueue
+        swap(&jobs, &self.runQueue)
+        self.isRunningJobs = true
+        let executor = self.asUnownedTaskExecutor()
+        for job in jobs {
+            job.runSynchronously(on: executor)
+        }
+        self.isRunningJobs = false
+        jobs.removeAll(keepingCapacity: true)
+        self.spareRunQueue = jobs
+        self.flushPending()
     }
 
     /// Queues `engine` to be flushed at the end of the current job (or, outside a job, at the end
     /// of this event-loop tick). Called on the loop by the first unflushed write of a batch.
     func scheduleFlush(_ engine: ConnectionEngine) {
         self.pendingFlushes.append(engine)
-        if !self.isRunningJob && self.pendingFlushes.count == 1 {
+        if !self.isRunningJobs && self.pendingFlushes.count == 1 {
             self.eventLoop.assumeIsolated().execute { self.flushPending() }
         }
     }

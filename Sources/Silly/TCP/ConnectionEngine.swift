@@ -31,7 +31,7 @@ enum ReadWaiter {
 ///    connection once, when the current job ends: one `writev` per batch of writes.
 ///
 /// Invariants: everything here runs on the channel's event loop. At most one read waits at a time
-/// (`pendingRead`), and it is resumed exactly once: with data, an error, a timeout or cancellation.
+/// (`pendingRead`), and it is resumed exactly once: with data, an error or a timeout.
 /// After the peer closed, buffered bytes are still served before the error that ends reading.
 final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
@@ -45,12 +45,13 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     let executor: EventLoopExecutor
-    let options: ConnectionOptions
+    let maxLineLength: Int
+    private let sendQueueLimit: Int
+    private let closeLinger: TimeAmount
     private var context: ChannelHandlerContext?
     private var received = ReceiveBuffer()
     private var pendingRead: PendingRead?
     private var readSerial = 0
-    private var cancelRequested = false
     private var writabilityWaiters: [UnsafeContinuation<Result<Void, SillyError>, Never>] = []
 
     /// The peer will send nothing more (EOF, reset, or the channel closed).
@@ -69,7 +70,9 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
 
     init(executor: EventLoopExecutor, options: ConnectionOptions) {
         self.executor = executor
-        self.options = options
+        self.maxLineLength = options.maxLineLength
+        self.sendQueueLimit = options.sendQueueLimit
+        self.closeLinger = options.closeLinger.timeAmount
         self.receiveLimit = options.receiveLimit ?? .max
     }
 
@@ -107,11 +110,6 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     /// Parks `waiter` until `request` can be met, fails, or times out. Only after ``read(_:)``
     /// returned `nil` on the same turn of the loop.
     func wait(for request: ReadRequest, timeout: TimeAmount?, waiter: ReadWaiter) {
-        if self.cancelRequested {
-            self.cancelRequested = false
-            waiter.resume(with: .failure(.cancelled))
-            return
-        }
         self.readSerial &+= 1
         var pending = PendingRead(request: request, waiter: waiter, timeout: nil)
         if let timeout {
@@ -134,19 +132,10 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// Fails the waiting read with ``SillyError/cancelled``; if none waits yet, the next one.
-    func cancelRead() {
-        if self.pendingRead != nil {
-            self.failPendingRead(serial: self.readSerial, with: .cancelled)
-        } else {
-            self.cancelRequested = true
-        }
-    }
-
     /// What `request` gets now: data, the error that ends the stream, or `nil` to wait.
     private func attempt(_ request: ReadRequest) -> Result<ByteBuffer, SillyError>? {
         if self.closedLocally { return .failure(.activeClosed) }
-        switch self.received.take(request) {
+        switch self.received.take(request, maxLineLength: self.maxLineLength) {
         case .ready(let data):
             self.resumeReadingIfHeldBack()
             return .success(data)
@@ -184,8 +173,8 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     func write(_ data: ByteBuffer) throws(SillyError) {
         guard let context = self.context else { throw .activeClosed }
         if let error = self.writeError { throw error }
-        if !self.isWritable, self.unsentBytes + data.readableBytes > self.options.sendQueueLimit {
-            throw .sendQueueFull(limit: self.options.sendQueueLimit)
+        if !self.isWritable, self.unsentBytes + data.readableBytes > self.sendQueueLimit {
+            throw .sendQueueFull(limit: self.sendQueueLimit)
         }
         context.write(self.wrapOutboundOut(data), promise: nil)
         if !self.needsFlush {
@@ -257,7 +246,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
         let drained = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(self.wrapOutboundOut(ByteBuffer()), promise: drained)
         let loop = context.eventLoop.assumeIsolated()
-        let deadline = loop.scheduleTask(in: self.options.closeLinger.timeAmount) {
+        let deadline = loop.scheduleTask(in: self.closeLinger) {
             context.close(promise: nil)
         }
         drained.futureResult.assumeIsolated().whenComplete { _ in

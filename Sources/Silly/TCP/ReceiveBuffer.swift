@@ -10,8 +10,9 @@ import Darwin
 
 /// What a reader asks of the receive buffer.
 enum ReadRequest {
-    /// Up to and including the delimiter, which must end within `maxLength` bytes.
-    case line(Delimiter, maxLength: Int)
+    /// Up to and including the delimiter, which must end within `maxLength` bytes
+    /// (`nil`: the connection's `maxLineLength`).
+    case line(Delimiter, maxLength: Int?)
     /// Exactly this many bytes (0 is met at once, with an empty buffer).
     case count(Int)
     /// Whatever is buffered, at least one byte and at most `max`.
@@ -20,24 +21,26 @@ enum ReadRequest {
 
 /// The bytes received and not yet read, and the search that cuts requests out of them.
 ///
-/// Invariants: `bytes` holds exactly the unread bytes (reader index at the first one). When it is
-/// empty it shares no storage with the channel's read buffers, so NIO can reuse its pooled buffer.
+/// Invariants: `bytes` holds exactly the unread bytes (reader index at the first one), and is
+/// `nil` when there are none: it then shares no storage with the channel's read buffers, so NIO
+/// can reuse its pooled buffer (and no shared empty buffer is retained from every loop).
 /// `searched` counts the leading bytes already scanned for the current line request's delimiter,
 /// so a peer sending one byte at a time costs a linear, not quadratic, search.
 struct ReceiveBuffer {
-    private(set) var bytes = ByteBuffer()
+    private var bytes: ByteBuffer?
     private var searched = 0
 
     /// How many bytes are buffered.
-    var count: Int { self.bytes.readableBytes }
+    var count: Int { self.bytes?.readableBytes ?? 0 }
 
     /// Appends bytes read from the socket; the first chunk into an empty buffer is kept without a copy.
     mutating func append(_ incoming: ByteBuffer) {
-        if self.bytes.readableBytes == 0 {
+        guard incoming.readableBytes > 0 else { return }
+        if self.bytes == nil {
             self.bytes = incoming
         } else {
             var incoming = incoming
-            self.bytes.writeBuffer(&incoming)
+            self.bytes!.writeBuffer(&incoming)
         }
     }
 
@@ -54,47 +57,50 @@ struct ReceiveBuffer {
     }
 
     /// Cuts `request` out of the buffer if the bytes are there, as a slice sharing their storage.
-    mutating func take(_ request: ReadRequest) -> Outcome {
+    mutating func take(_ request: ReadRequest, maxLineLength: Int) -> Outcome {
         switch request {
         case .count(let wanted):
-            guard self.bytes.readableBytes >= wanted else { return .needMore }
+            guard self.count >= wanted else { return .needMore }
             return .ready(self.cut(wanted))
         case .available(let max):
-            guard self.bytes.readableBytes > 0 else { return .needMore }
-            return .ready(self.cut(min(max, self.bytes.readableBytes)))
-        case .line(let delimiter, let maxLength):
+            guard self.count > 0 else { return .needMore }
+            return .ready(self.cut(min(max, self.count)))
+        case .line(let delimiter, let requestedMaxLength):
+            let maxLength = requestedMaxLength ?? maxLineLength
             if let end = self.findLineEnd(delimiter, within: maxLength) {
                 self.searched = 0
                 return .ready(self.cut(end))
             }
-            return self.bytes.readableBytes >= maxLength ? .lineTooLong(limit: maxLength) : .needMore
+            return self.count >= maxLength ? .lineTooLong(limit: maxLength) : .needMore
         }
     }
 
     /// Takes every buffered byte (the final, unterminated line after the peer closed).
     mutating func takeAll() -> ByteBuffer {
         self.searched = 0
-        return self.cut(self.bytes.readableBytes)
+        return self.cut(self.count)
     }
 
     private mutating func cut(_ length: Int) -> ByteBuffer {
-        let slice = self.bytes.readSlice(length: length)!
-        if self.bytes.readableBytes == 0 {
-            self.bytes = ByteBuffer()
+        guard length > 0, var bytes = self.bytes.take() else { return ByteBuffer() }
+        let slice = bytes.readSlice(length: length)!
+        if bytes.readableBytes > 0 {
+            self.bytes = bytes
         }
         return slice
     }
 
     /// The length of the first line, delimiter included, if it ends within `maxLength` bytes.
     private mutating func findLineEnd(_ delimiter: Delimiter, within maxLength: Int) -> Int? {
-        let delimiterLength = delimiter.bytes.count
-        let window = min(self.bytes.readableBytes, maxLength)
+        guard let bytes = self.bytes else { return nil }
+        let delimiterLength = delimiter.count
+        let window = min(bytes.readableBytes, maxLength)
         // A delimiter may straddle the end of the previous search.
         let start = max(0, self.searched - (delimiterLength - 1))
         guard window - start >= delimiterLength else {
             return nil
         }
-        let found: Int? = self.bytes.withUnsafeReadableBytes { raw in
+        let found: Int? = bytes.withUnsafeReadableBytes { raw in
             let base = raw.baseAddress!
             var position = start
             while position <= window - delimiterLength {
@@ -102,7 +108,7 @@ struct ReceiveBuffer {
                 else { return nil }
                 let offset = base.distance(to: UnsafeRawPointer(hit))
                 if delimiterLength == 1
-                    || memcmp(hit, delimiter.bytes, delimiterLength) == 0
+                    || delimiter.withUnsafeBytes({ memcmp(hit, $0.baseAddress!, delimiterLength) }) == 0
                 {
                     return offset + delimiterLength
                 }

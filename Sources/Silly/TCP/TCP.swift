@@ -34,6 +34,7 @@ public enum TCP {
         accept: @escaping @Sendable (TCPConnection) async throws -> Void
     ) async throws(SillyError) -> TCPListener {
         let bindAddress = try HostAndPort(parsing: address).resolve(defaultHost: "0.0.0.0", original: address)
+        let handler = ConnectionHandler(accept: accept, logger: logger)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: Int32(clamping: backlog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -47,8 +48,15 @@ public enum TCP {
                 channel.eventLoop.makeCompletedFuture {
                     let connection = try Self.attachEngine(to: channel, options: options)
                     let executor = EventLoopExecutor.for(channel.eventLoop)
+                    // The closure's frame is allocated with the task and lives as long as the
+                    // connection: it holds only the connection and the shared handler.
                     Task(executorPreference: executor) {
-                        await Self.serve(connection, accept: accept, logger: logger)
+                        do {
+                            try await handler.accept(connection)
+                        } catch {
+                            handler.log(error, from: connection)
+                        }
+                        await connection.close()
                     }
                 }
             }
@@ -104,32 +112,14 @@ public enum TCP {
 
     // MARK: Internals
 
-    /// Receive buffers start small (an idle connection keeps one) and grow for bulk traffic.
-    private static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536)
+    /// Receive buffers start at the minimum (an idle connection keeps one in NIO's pool) and grow
+    /// quickly for bulk traffic.
+    private static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 64, maximum: 65536)
 
     private static func attachEngine(to channel: any Channel, options: ConnectionOptions) throws -> TCPConnection {
         let engine = ConnectionEngine(executor: EventLoopExecutor.for(channel.eventLoop), options: options)
         try channel.pipeline.syncOperations.addHandler(engine)
         return TCPConnection(channel: channel, engine: engine)
-    }
-
-    private static func serve(
-        _ connection: TCPConnection,
-        accept: @Sendable (TCPConnection) async throws -> Void,
-        logger: Logger
-    ) async {
-        do {
-            try await accept(connection)
-        } catch {
-            // A read loop ends by throwing when the peer leaves: that is no failure.
-            let routine = error as? SillyError == .endOfStream || error as? SillyError == .activeClosed
-            logger.log(
-                level: routine ? .debug : .warning,
-                "connection handler threw: \(error)",
-                metadata: ["connection.peer": "\(connection.remoteAddress.map(String.init(describing:)) ?? "?")"]
-            )
-        }
-        await connection.close()
     }
 
     private static func bindError(_ error: any Error, address: String) -> SillyError {
@@ -157,6 +147,27 @@ public enum TCP {
         default:
             return ConnectionEngine.describe(error)
         }
+    }
+}
+
+/// What every connection of one listener shares: the user's handler and the logger.
+private final class ConnectionHandler: Sendable {
+    let accept: @Sendable (TCPConnection) async throws -> Void
+    let logger: Logger
+
+    init(accept: @escaping @Sendable (TCPConnection) async throws -> Void, logger: Logger) {
+        self.accept = accept
+        self.logger = logger
+    }
+
+    /// Logs what a handler threw; a read loop ending because the peer left is no failure.
+    func log(_ error: any Error, from connection: TCPConnection) {
+        let routine = error as? SillyError == .endOfStream || error as? SillyError == .activeClosed
+        self.logger.log(
+            level: routine ? .debug : .warning,
+            "connection handler threw: \(error)",
+            metadata: ["connection.peer": "\(connection.remoteAddress.map(String.init(describing:)) ?? "?")"]
+        )
     }
 }
 

@@ -7,19 +7,25 @@ import NIOCore
 /// ``Tasks/fork(on:_:)`` on ``eventLoop``): they run on the channel's event loop, and a read the
 /// receive buffer can already satisfy returns without suspending. From anywhere else they hop to
 /// that loop. One read may wait at a time; writes may come from any task.
-public final class TCPConnection: Sendable {
-    /// The event loop that owns the connection's socket.
-    public let eventLoop: any EventLoop
+public final class TCPConnection: @unchecked Sendable {
+    // @unchecked: `loopEngine` is only touched on `eventLoop`; every path below checks
+    // `inEventLoop` first or runs in a closure the loop executes. (`NIOLoopBound` would check it
+    // again on every access and store the loop a second time in each idle connection.)
+
+    // Every idle connection keeps one of these: it holds no more than it must.
     private let channel: any Channel
-    private let engine: NIOLoopBound<ConnectionEngine>
-    private let maxLineLength: Int
+    private let loopEngine: ConnectionEngine
 
     init(channel: any Channel, engine: ConnectionEngine) {
         self.channel = channel
-        self.eventLoop = channel.eventLoop
-        self.engine = NIOLoopBound(engine, eventLoop: channel.eventLoop)
-        self.maxLineLength = engine.options.maxLineLength
+        self.loopEngine = engine
     }
+
+    /// The event loop that owns the connection's socket.
+    public var eventLoop: any EventLoop { self.channel.eventLoop }
+
+    /// The engine, for code running on `eventLoop`.
+    private var engine: LoopEngine { LoopEngine(engine: self.loopEngine, eventLoop: self.eventLoop) }
 
     /// The peer's address, as `IP:port`.
     public var remoteAddress: Endpoint? { Endpoint(self.channel.remoteAddress) }
@@ -42,8 +48,7 @@ public final class TCPConnection: Sendable {
         maxLength: Int? = nil,
         timeout: Duration? = nil
     ) async throws(SillyError) -> ByteBuffer {
-        let limit = maxLength ?? self.maxLineLength
-        return try await self.perform(.line(delimiter, maxLength: limit), timeout: timeout)
+        try await self.perform(.line(delimiter, maxLength: maxLength), timeout: timeout)
     }
 
     /// Reads exactly `count` bytes. `read(count: unreadBytes)` reads whatever is buffered, an empty
@@ -72,29 +77,30 @@ public final class TCPConnection: Sendable {
     /// The fast path: on the loop, a read the buffer satisfies returns here without suspending.
     @inline(__always)
     private func perform(_ request: ReadRequest, timeout: Duration?) async throws(SillyError) -> ByteBuffer {
+        if Task.isCancelled { throw .cancelled }
         if self.eventLoop.inEventLoop, let result = self.engine.value.read(request) {
             return try result.get()
         }
         return try await self.waitForRead(request, timeout: timeout?.timeAmount)
     }
 
-    @inline(never)
+    /// Suspends until the engine decides the read. Cancelling the task is noticed when a read
+    /// starts, not while one waits: a waiting read ends with data, its timeout, or `close()` (the
+    /// tutorial's way to stop a reader). A per-read cancellation handler would cost every read a
+    /// status record and every idle connection a frame.
+    @inline(__always)
     private func waitForRead(_ request: ReadRequest, timeout: TimeAmount?) async throws(SillyError) -> ByteBuffer {
         let engine = self.engine
         let loop = self.eventLoop
-        let result = await withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<ByteBuffer, SillyError>, Never>) in
-                if Task.isCancelled {
-                    continuation.resume(returning: .failure(.cancelled))
-                } else if loop.inEventLoop {
-                    // `perform` already tried the buffer on this turn of the loop.
-                    engine.value.wait(for: request, timeout: timeout, waiter: .task(continuation))
-                } else {
-                    loop.execute { engine.value.readOrWait(request, timeout: timeout, waiter: .task(continuation)) }
-                }
+        let result = await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<ByteBuffer, SillyError>, Never>) in
+            if Task.isCancelled {
+                continuation.resume(returning: .failure(.cancelled))
+            } else if loop.inEventLoop {
+                // `perform` already tried the buffer on this turn of the loop.
+                engine.value.wait(for: request, timeout: timeout, waiter: .task(continuation))
+            } else {
+                loop.execute { engine.value.readOrWait(request, timeout: timeout, waiter: .task(continuation)) }
             }
-        } onCancel: {
-            loop.execute { engine.value.cancelRead() }
         }
         return try result.get()
     }
@@ -172,6 +178,17 @@ public final class TCPConnection: Sendable {
     /// bytes already written are still sent. Closing twice does nothing.
     public func close() async {
         await self.onLoop { $0.close() }
+    }
+
+    /// Hands the engine to closures that run on the loop (`execute`), asserting that in debug builds.
+    private struct LoopEngine: @unchecked Sendable {
+        let engine: ConnectionEngine
+        let eventLoop: any EventLoop
+
+        var value: ConnectionEngine {
+            self.eventLoop.assertInEventLoop()
+            return self.engine
+        }
     }
 
     /// Runs `body` with the engine on the connection's loop, hopping there if needed.
