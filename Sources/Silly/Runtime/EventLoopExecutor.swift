@@ -5,12 +5,12 @@ import Synchronization
 /// A `TaskExecutor` that runs jobs on one SwiftNIO event loop, and flushes the writes they queued.
 ///
 /// A connection's task prefers the executor of its channel's loop, so a reader resumed from
-/// `channelRead` and the writes it makes need no thread hop. Jobs enqueued on the loop itself
-/// (every reader resumed by incoming data) go to a run queue that one `execute` drains, so the
-/// readers woken by one batch of socket events cost one event-loop task, not one each.
-/// Writes queue in the channel; the connections that queued some are flushed once the drained
-/// jobs have run (their tasks suspended, returned or hopped away): one `writev` per connection
-/// per batch, not per line.
+/// `channelRead` and the writes it makes need no thread hop. Jobs enqueued on the loop itself go
+/// to a run queue. A reader resumed by `channelRead` runs at that channel's `channelReadComplete`,
+/// while its socket is still hot in the caches (as a channel handler's echo would); other jobs
+/// are drained by one `execute`. Writes queue in the channel; the connections that queued some
+/// are flushed once the drained jobs have run (their tasks suspended, returned or hopped away):
+/// one `write` per connection per batch, not per line.
 ///
 /// There is one executor per event loop, found with ``EventLoopExecutor/for(_:)``.
 public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
@@ -18,10 +18,13 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
 
     /// The loop every job runs on.
     public let eventLoop: any EventLoop
-    private var runQueue: [UnownedJob] = []
-    private var spareRunQueue: [UnownedJob] = []
+    // Loop-confined and never accessed overlappingly: no dynamic exclusivity checks.
+    @exclusivity(unchecked) private var runQueue: [UnownedJob] = []
+    @exclusivity(unchecked) private var spareRunQueue: [UnownedJob] = []
     private var drainScheduled = false
-    private var pendingFlushes: [ConnectionEngine] = []
+    private var readDepth = 0
+    private var drainDeferred = false
+    @exclusivity(unchecked) private var pendingFlushes: [ConnectionEngine] = []
     private var isRunningJobs = false
 
     private init(_ eventLoop: any EventLoop) {
@@ -43,8 +46,28 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
 
     private func scheduleDrain() {
         guard !self.drainScheduled else { return }
+        if self.readDepth > 0 {
+            self.drainDeferred = true
+            return
+        }
         self.drainScheduled = true
         self.eventLoop.assumeIsolated().execute { self.drain() }
+    }
+
+    /// Runs `body` (a channel read that may resume readers); the jobs it enqueues wait for
+    /// ``runDeferredJobs()`` at the channel's `channelReadComplete`.
+    @inline(__always)
+    func deferringJobs(_ body: () -> Void) {
+        self.readDepth += 1
+        body()
+        self.readDepth -= 1
+    }
+
+    /// Runs the jobs deferred by ``deferringJobs(_:)``, if any.
+    func runDeferredJobs() {
+        guard self.drainDeferred, self.readDepth == 0 else { return }
+        self.drainDeferred = false
+        self.drain()
     }
 
     /// Runs the jobs queued so far (jobs they enqueue wait for the next drain, so I/O is not

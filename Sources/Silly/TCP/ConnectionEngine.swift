@@ -25,8 +25,9 @@ enum ReadWaiter {
 ///
 /// The per-message path, top to bottom:
 /// 1. `channelRead` appends the socket's bytes to the ``ReceiveBuffer`` (no copy when it was empty).
-/// 2. If a reader waits and its request can now be met, it is resumed with a slice of the buffer;
-///    a read the buffer already satisfies (``read(_:)``) returns without waiting at all.
+/// 2. If a reader waits and its request can now be met, it is resumed with a slice of the buffer,
+///    and its task runs at `channelReadComplete`; a read the buffer already satisfies
+///    (``read(_:)``) returns without waiting at all.
 /// 3. `write` queues in the channel and asks the loop's ``EventLoopExecutor`` to flush this
 ///    connection once, when the current job ends: one `writev` per batch of writes.
 ///
@@ -48,9 +49,11 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     let maxLineLength: Int
     private let sendQueueLimit: Int
     private let closeLinger: TimeAmount
-    private var context: ChannelHandlerContext?
-    private var received = ReceiveBuffer()
-    private var pendingRead: PendingRead?
+    // Loop-confined state, never accessed overlappingly: the dynamic exclusivity checks Swift
+    // would put on every access of these per-message fields are turned off.
+    @exclusivity(unchecked) private var context: ChannelHandlerContext?
+    @exclusivity(unchecked) private var received = ReceiveBuffer()
+    @exclusivity(unchecked) private var pendingRead: PendingRead?
     private var readSerial = 0
     private var writabilityWaiters: [UnsafeContinuation<Result<Void, SillyError>, Never>] = []
 
@@ -269,8 +272,14 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         self.received.append(self.unwrapInboundIn(data))
         if self.pendingRead != nil {
-            self.serveWaitingRead()
+            self.executor.deferringJobs { self.serveWaitingRead() }
         }
+    }
+
+    /// The reader resumed by this read runs now, before the loop turns to the next socket.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.executor.runDeferredJobs()
+        context.fireChannelReadComplete()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

@@ -78,10 +78,11 @@ public final class TCPConnection: @unchecked Sendable {
     @inline(__always)
     private func perform(_ request: ReadRequest, timeout: Duration?) async throws(SillyError) -> ByteBuffer {
         if Task.isCancelled { throw .cancelled }
-        if self.eventLoop.inEventLoop, let result = self.engine.value.read(request) {
+        let onLoop = self.eventLoop.inEventLoop
+        if onLoop, let result = self.loopEngine.read(request) {
             return try result.get()
         }
-        return try await self.waitForRead(request, timeout: timeout?.timeAmount)
+        return try await self.waitForRead(request, timeout: timeout?.timeAmount, onLoop: onLoop)
     }
 
     /// Suspends until the engine decides the read. Cancelling the task is noticed when a read
@@ -89,17 +90,14 @@ public final class TCPConnection: @unchecked Sendable {
     /// tutorial's way to stop a reader). A per-read cancellation handler would cost every read a
     /// status record and every idle connection a frame.
     @inline(__always)
-    private func waitForRead(_ request: ReadRequest, timeout: TimeAmount?) async throws(SillyError) -> ByteBuffer {
-        let engine = self.engine
-        let loop = self.eventLoop
+    private func waitForRead(_ request: ReadRequest, timeout: TimeAmount?, onLoop: Bool) async throws(SillyError) -> ByteBuffer {
         let result = await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<ByteBuffer, SillyError>, Never>) in
-            if Task.isCancelled {
-                continuation.resume(returning: .failure(.cancelled))
-            } else if loop.inEventLoop {
-                // `perform` already tried the buffer on this turn of the loop.
-                engine.value.wait(for: request, timeout: timeout, waiter: .task(continuation))
+            if onLoop {
+                // `perform` tried the buffer on this turn of the loop, and nothing ran since.
+                self.loopEngine.wait(for: request, timeout: timeout, waiter: .task(continuation))
             } else {
-                loop.execute { engine.value.readOrWait(request, timeout: timeout, waiter: .task(continuation)) }
+                let engine = self.engine
+                self.eventLoop.execute { engine.value.readOrWait(request, timeout: timeout, waiter: .task(continuation)) }
             }
         }
         return try result.get()
@@ -111,7 +109,7 @@ public final class TCPConnection: @unchecked Sendable {
     /// Fails if the connection is closed or the send queue is over its limit.
     public func write(_ data: ByteBuffer) async throws(SillyError) {
         if self.eventLoop.inEventLoop {
-            return try self.engine.value.write(data)
+            return try self.loopEngine.write(data)
         }
         try await self.onLoop { engine in
             let result = Result { () throws(SillyError) in try engine.write(data) }
