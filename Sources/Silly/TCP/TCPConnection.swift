@@ -77,16 +77,16 @@ public final class TCPConnection: @unchecked Sendable {
     /// The fast path: on the loop, a read the buffer satisfies returns here without suspending.
     @inline(__always)
     private func perform(_ request: ReadRequest, timeout: Duration?) async throws(SillyError) -> ByteBuffer {
-        if Task.isCancelled { throw .cancelled }
         let onLoop = self.eventLoop.inEventLoop
         if onLoop, let result = self.loopEngine.read(request) {
             return try result.get()
         }
+        if Task.isCancelled { throw .cancelled }
         return try await self.waitForRead(request, timeout: timeout?.timeAmount, onLoop: onLoop)
     }
 
     /// Suspends until the engine decides the read. Cancelling the task is noticed when a read
-    /// starts, not while one waits: a waiting read ends with data, its timeout, or `close()` (the
+    /// must wait, not while it waits: a waiting read ends with data, its timeout, or `close()` (the
     /// tutorial's way to stop a reader). A per-read cancellation handler would cost every read a
     /// status record and every idle connection a frame.
     @inline(__always)
