@@ -6,11 +6,15 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Silly", targets: ["Silly"]),
+        .library(name: "SillyEcho", targets: ["SillyEcho"]),
+        .executable(name: "silly-echo", targets: ["silly-echo"]),
         .executable(name: "silly-step2-echo", targets: ["SillyStep2Echo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         .target(
@@ -19,6 +23,26 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The echo server as a library: modes, limits, statistics, shutdown.
+        .target(
+            name: "SillyEcho",
+            dependencies: [
+                "Silly",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "silly-echo",
+            dependencies: [
+                "Silly",
+                "SillyEcho",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // The tutorial's Step 2 echo loop, the server that BENCHMARKS.md measures.
@@ -31,6 +55,16 @@ let package = Package(
             name: "SillyTests",
             dependencies: [
                 "Silly",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "SillyEchoTests",
+            dependencies: [
+                "Silly",
+                "SillyEcho",
+                "silly-echo",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

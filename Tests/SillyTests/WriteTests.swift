@@ -90,3 +90,34 @@ struct WriteTests {
         }
     }
 }
+
+@Suite("Backpressure under a steady stream")
+struct BackpressureStreamTests {
+    @Test("a handler that waits for writability after every chunk streams 8 MiB to a reading client, losing nothing")
+    func streamWithBackpressure() async throws {
+        let chunk = ByteBuffer(bytes: (0..<65536).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        let chunks = 128
+        try await withServer(accept: { conn in
+            for _ in 0..<chunks {
+                try await conn.write(chunk)
+                try await conn.waitUntilWritable()
+            }
+            _ = try? await conn.read(until: "\n")
+        }) { address in
+            let client = try await TCP.connect(address)
+            var received = 0
+            var intact = true
+            while received < chunks * chunk.readableBytes {
+                let data = try await client.readAvailable(timeout: patience)
+                let offset = received % chunk.readableBytes
+                if data.readableBytes <= chunk.readableBytes - offset {
+                    intact = intact && data.readableBytesView.elementsEqual(chunk.readableBytesView.dropFirst(offset).prefix(data.readableBytes))
+                }
+                received += data.readableBytes
+            }
+            #expect(received == chunks * chunk.readableBytes)
+            #expect(intact)
+            await client.close()
+        }
+    }
+}

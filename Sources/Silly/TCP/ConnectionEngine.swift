@@ -69,6 +69,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     private var isWritable = true
     private var needsFlush = false
     private var readHeldBack = false
+    private var readingStopped = false
     private(set) var receiveLimit: Int
 
     init(executor: EventLoopExecutor, options: ConnectionOptions) {
@@ -193,14 +194,22 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
         context.flush()
     }
 
+    /// What ``waitUntilWritable(_:)`` would answer without waiting; `nil` if it must wait.
+    var writableNow: Result<Void, SillyError>? {
+        if let error = self.writeError { return .failure(error) }
+        return self.isWritable ? .success(()) : nil
+    }
+
     /// Resumes `waiter` once unsent bytes are below the low water mark (at once if they are).
     func waitUntilWritable(_ waiter: UnsafeContinuation<Result<Void, SillyError>, Never>) {
+        // Flushing may drain the queue and fire `channelWritabilityChanged` right here, so the
+        // flush comes before the check, or that wakeup would be lost.
+        self.flush()
         if let error = self.writeError {
             waiter.resume(returning: .failure(error))
         } else if self.isWritable {
             waiter.resume(returning: .success(()))
         } else {
-            self.flush()
             self.writabilityWaiters.append(waiter)
         }
     }
@@ -222,7 +231,17 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// A waiting reader always gets data: its own bound (count, or line length) caps the buffer.
-    private var mayRead: Bool { self.received.count < self.receiveLimit || self.pendingRead != nil }
+    private var mayRead: Bool {
+        !self.readingStopped && (self.received.count < self.receiveLimit || self.pendingRead != nil)
+    }
+
+    /// Ends the input as if the peer had closed: buffered bytes are still read, then
+    /// ``SillyError/endOfStream``; the socket is not read any more.
+    func stopReading() {
+        self.readingStopped = true
+        self.inputEnded = true
+        self.serveWaitingRead()
+    }
 
     private func resumeReadingIfHeldBack() {
         guard self.readHeldBack, self.mayRead, let context = self.context else { return }
@@ -231,6 +250,14 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     // MARK: Close
+
+    /// Sends what was written, then shuts the write side down; reads go on.
+    func shutdownOutput() {
+        guard self.writeError == nil, let context = self.context else { return }
+        self.needsFlush = false
+        context.flush()
+        context.close(mode: .output, promise: nil)
+    }
 
     /// Closes the connection from this side. A waiting read fails with ``SillyError/activeClosed``.
     /// Bytes already written are sent first, for at most `options.closeLinger`.

@@ -21,6 +21,8 @@ enum ReadRequest {
 
 /// The bytes received and not yet read, and the search that cuts requests out of them.
 ///
+/// Reads are slices of the received bytes (no copy), except small reads out of large buffers.
+///
 /// Invariants: `bytes` holds exactly the unread bytes (reader index at the first one), and is
 /// `nil` when there are none: it then shares no storage with the channel's read buffers, so NIO
 /// can reuse its pooled buffer (and no shared empty buffer is retained from every loop).
@@ -81,11 +83,17 @@ struct ReceiveBuffer {
         return self.cut(self.count)
     }
 
+    /// Cuts `length` bytes off the front: a slice sharing the buffer's storage, unless that
+    /// storage is large next to the slice (over 4 KiB and over 8 times its size). Then the bytes
+    /// are copied out, so replies queued to a slow reader cannot each pin a large receive buffer.
     private mutating func cut(_ length: Int) -> ByteBuffer {
         guard length > 0, var bytes = self.bytes.take() else { return ByteBuffer() }
         let slice = bytes.readSlice(length: length)!
         if bytes.readableBytes > 0 {
             self.bytes = bytes
+        }
+        if slice.storageCapacity > max(4096, 8 * length) {
+            return ByteBuffer(bytes: slice.readableBytesView)
         }
         return slice
     }

@@ -142,6 +142,9 @@ public final class TCPConnection: @unchecked Sendable {
     /// Waits until the unsent bytes are below the low water mark: the backpressure a handler
     /// that writes faster than the peer reads should apply.
     public func waitUntilWritable() async throws(SillyError) {
+        if self.eventLoop.inEventLoop, let result = self.loopEngine.writableNow {
+            return try result.get()
+        }
         let engine = self.engine
         let loop = self.eventLoop
         let result = await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<Void, SillyError>, Never>) in
@@ -170,6 +173,20 @@ public final class TCPConnection: @unchecked Sendable {
     /// flow control then slows the peer. The tutorial framework's `conn:limit`.
     public func setReceiveLimit(_ bytes: Int?) async {
         await self.onLoop { $0.setReceiveLimit(bytes) }
+    }
+
+    /// Ends the input here, as if the peer had closed: reads return what is already buffered
+    /// (a final unterminated line too), then fail with ``SillyError/endOfStream``; nothing more is
+    /// read from the socket. Writing still works. For a graceful shutdown that lets a handler
+    /// finish what it has received.
+    public func stopReading() async {
+        await self.onLoop { $0.stopReading() }
+    }
+
+    /// Half-closes the connection: sends what was written, then a FIN (`shutdown(SHUT_WR)`), as
+    /// `nc -N` does at the end of its input. Reading goes on until the peer closes.
+    public func shutdownOutput() async {
+        await self.onLoop { $0.shutdownOutput() }
     }
 
     /// Closes the connection. A read waiting in another task fails with ``SillyError/activeClosed``;

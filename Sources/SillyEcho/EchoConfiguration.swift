@@ -1,0 +1,42 @@
+import Silly
+
+/// How an ``EchoServer`` answers each line.
+public enum EchoMode: String, Sendable, CaseIterable {
+    /// The tutorial's echo: every line back unchanged, delimiter included.
+    case line
+    /// The tutorial's fourth exercise: a banner, a `> ` prompt, `help`, `time`, `quit`,
+    /// and `Echo: <line>` for anything else.
+    case command
+    /// RFC 862 echo: bytes back as they arrive, no framing, binary-safe.
+    case raw
+}
+
+/// Everything an ``EchoServer`` is told, with the defaults `silly-echo` shows in `--help`.
+public struct EchoConfiguration: Sendable {
+    /// Where to listen: any address form `TCP.listen` takes.
+    public var address = "127.0.0.1:9999"
+    public var mode = EchoMode.line
+    /// Close a connection after this long without a line (or, in raw mode, a byte); `nil`: never.
+    public var idleTimeout: Duration? = .seconds(300)
+    /// A line longer than this (delimiter included) is logged and its connection closed.
+    public var maxLineLength = 64 * 1024
+    /// Beyond this many open connections a new client is told the server is full and closed.
+    public var maxConnections = 10_000
+    /// Log the server's totals this often; `nil`: only at shutdown.
+    public var statsInterval: Duration? = nil
+    /// How long open connections may take, after a shutdown signal, to finish what they received.
+    public var shutdownGrace: Duration = .seconds(5)
+    /// The kernel's queue of connections not yet accepted.
+    public var backlog = 4096
+
+    public init() {}
+
+    /// The connection limits the core applies: lines bounded by `maxLineLength`, and reading
+    /// paused while a client that does not read has more than 64 KiB waiting to be sent to it.
+    var connectionOptions: ConnectionOptions {
+        var options = ConnectionOptions()
+        options.maxLineLength = self.maxLineLength
+        options.receiveLimit = max(64 * 1024, self.maxLineLength)
+        return options
+    }
+}

@@ -1,0 +1,150 @@
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Silly
+import Synchronization
+
+/// The tutorial's echo server with its extension exercises, as a service: a connection counter,
+/// an idle timeout, per-connection and server statistics, the command protocol, raw mode,
+/// limits, and a graceful shutdown.
+///
+/// Run it in a `ServiceGroup` (as `silly-echo` does) or call ``run()`` directly; a graceful
+/// shutdown stops accepting, lets open connections finish what they have received within
+/// `shutdownGrace`, closes the rest and logs the totals.
+public final class EchoServer: Service, Sendable {
+    public let configuration: EchoConfiguration
+    /// The server's totals, updated as connections close.
+    public let statistics = ServerStatistics()
+    private let logger: Logger
+    private let registry = ConnectionRegistry()
+    private let shuttingDown = Atomic<Bool>(false)
+    private let listening = Mutex<ListeningState>(.waiting([]))
+
+    private enum ListeningState {
+        case waiting([CheckedContinuation<Endpoint?, Never>])
+        case bound(Endpoint)
+        case ended
+    }
+
+    public init(configuration: EchoConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Listens, serves until a graceful shutdown (or cancellation), then drains and returns.
+    /// - Throws: the `SillyError` of a bad or busy address.
+    public func run() async throws {
+        let listener: TCPListener
+        do {
+            listener = try await TCP.listen(
+                self.configuration.address,
+                backlog: self.configuration.backlog,
+                options: self.configuration.connectionOptions,
+                logger: self.logger
+            ) { [self] connection in
+                await self.serve(connection)
+            }
+        } catch {
+            self.announce(nil)
+            throw error
+        }
+        self.logger.notice("Listening on \(listener.localAddress) (\(self.configuration.mode) mode)")
+        self.announce(listener.localAddress)
+
+        let reporter = self.configuration.statsInterval.map { interval in
+            Task { [self] in
+                while (try? await Task.sleep(for: interval)) != nil {
+                    self.logger.info("Totals: \(self.statistics.snapshot)")
+                }
+            }
+        }
+        await withTaskCancellationOrGracefulShutdownHandler {
+            await listener.waitUntilClosed()
+        } onCancelOrGracefulShutdown: {
+            Task { await listener.close() }
+        }
+        reporter?.cancel()
+        await self.drainConnections()
+        self.logger.notice("Shutdown complete. Totals: \(self.statistics.snapshot)")
+    }
+
+    /// The address the server listens on, once it does; `nil` if listening failed.
+    public func waitUntilListening() async -> Endpoint? {
+        await withCheckedContinuation { continuation in
+            let ready: Endpoint?? = self.listening.withLock { state in
+                switch state {
+                case .waiting(var waiters):
+                    waiters.append(continuation)
+                    state = .waiting(waiters)
+                    return .none
+                case .bound(let endpoint): return .some(endpoint)
+                case .ended: return .some(nil)
+                }
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+
+    private func announce(_ endpoint: Endpoint?) {
+        let waiters = self.listening.withLock { state in
+            guard case .waiting(let waiters) = state else { return [CheckedContinuation<Endpoint?, Never>]() }
+            state = endpoint.map { .bound($0) } ?? .ended
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(returning: endpoint) }
+    }
+
+    // MARK: Shutdown
+
+    /// Lets every open connection finish what it has received, then closes what is left.
+    private func drainConnections() async {
+        self.shuttingDown.store(true, ordering: .relaxed)
+        let open = self.registry.all
+        if !open.isEmpty {
+            self.logger.notice("Shutting down: \(open.count) connections have \(self.configuration.shutdownGrace) to finish")
+        }
+        for connection in open {
+            await connection.stopReading()
+        }
+        let deadline = ContinuousClock.now + self.configuration.shutdownGrace
+        while !self.registry.isEmpty, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        for connection in self.registry.all {
+            await connection.close()
+        }
+        // Each handler logs its close; give them a moment to do so.
+        let logged = ContinuousClock.now + .seconds(1)
+        while !self.registry.isEmpty, ContinuousClock.now < logged {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    // MARK: One connection
+
+    /// The accept handler: admission, the counter, the mode's session, statistics.
+    private func serve(_ connection: TCPConnection) async {
+        let peer = connection.remoteAddress?.description ?? "?"
+        guard let open = self.statistics.admit(limit: self.configuration.maxConnections) else {
+            self.logger.warning(
+                "Reject connection \(peer): server is full (\(self.configuration.maxConnections) connections)"
+            )
+            try? await connection.write("Server is full (\(self.configuration.maxConnections) connections), try again later\n")
+            return
+        }
+        self.registry.insert(connection)
+        self.logger.info("Accept connection \(peer), connections: \(open)")
+        var session = EchoSession(connection: connection, peer: peer, configuration: self.configuration, logger: self.logger)
+        var reason = await session.run()
+        if reason == .clientClosed && self.shuttingDown.load(ordering: .relaxed) {
+            reason = .serverShutdown
+        }
+        await connection.close()
+        self.registry.remove(connection)
+        let remaining = self.statistics.release(session.statistics)
+        let stats = session.statistics
+        self.logger.info(
+            "Close connection \(peer) (\(reason)): received \(stats.bytesReceived) bytes, sent \(stats.bytesSent) bytes, messages \(stats.messages); connections: \(remaining)"
+        )
+    }
+}

@@ -1,0 +1,120 @@
+import Logging
+import NIOCore
+import Silly
+
+/// Why a connection ended, as its close line says.
+enum CloseReason: String, CustomStringConvertible {
+    case clientClosed = "client closed"
+    case quit = "client quit"
+    case idleTimeout = "idle timeout"
+    case lineTooLong = "line too long"
+    case readError = "read error"
+    case writeError = "write error"
+    case serverShutdown = "server shutdown"
+    case closedByServer = "closed by server"
+
+    var description: String { self.rawValue }
+}
+
+/// One client's conversation in the configured mode: the per-message path of `silly-echo`.
+struct EchoSession {
+    let connection: TCPConnection
+    let peer: String
+    let configuration: EchoConfiguration
+    let logger: Logger
+    private(set) var statistics = ConnectionStatistics()
+
+    init(connection: TCPConnection, peer: String, configuration: EchoConfiguration, logger: Logger) {
+        self.connection = connection
+        self.peer = peer
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    mutating func run() async -> CloseReason {
+        switch self.configuration.mode {
+        case .line: return await self.echoLines()
+        case .command: return await self.commands()
+        case .raw: return await self.echoBytes()
+        }
+    }
+
+    /// The tutorial's Step 2 loop: a line in, the same line out.
+    private mutating func echoLines() async -> CloseReason {
+        while true {
+            let line: ByteBuffer
+            do {
+                line = try await self.connection.read(until: "\n", timeout: self.configuration.idleTimeout)
+            } catch {
+                return self.readEnded(error)
+            }
+            if let failure = await self.send(line) { return failure }
+            self.statistics.record(received: line.readableBytes, sent: line.readableBytes)
+        }
+    }
+
+    /// The tutorial's fourth exercise: banner, prompt, help, time, quit.
+    private mutating func commands() async -> CloseReason {
+        if let failure = await self.send(ByteBuffer(string: CommandProtocol.banner)) { return failure }
+        while true {
+            if let failure = await self.send(ByteBuffer(string: CommandProtocol.prompt)) { return failure }
+            let line: ByteBuffer
+            do {
+                line = try await self.connection.read(until: "\n", timeout: self.configuration.idleTimeout)
+            } catch {
+                return self.readEnded(error)
+            }
+            let reply = CommandProtocol.reply(to: line)
+            if let failure = await self.send(reply.text) { return failure }
+            self.statistics.record(received: line.readableBytes, sent: reply.text.readableBytes)
+            if reply.quits { return .quit }
+        }
+    }
+
+    /// RFC 862: whatever arrives goes back, as it arrives.
+    private mutating func echoBytes() async -> CloseReason {
+        while true {
+            let chunk: ByteBuffer
+            do {
+                chunk = try await self.connection.readAvailable(timeout: self.configuration.idleTimeout)
+            } catch {
+                return self.readEnded(error)
+            }
+            if let failure = await self.send(chunk) { return failure }
+            self.statistics.record(received: chunk.readableBytes, sent: chunk.readableBytes)
+        }
+    }
+
+    /// Queues `data`, then waits while the client is not reading what it is sent: the handler
+    /// stops reading, so the receive limit stops reading from its socket, and memory stays bounded.
+    private func send(_ data: ByteBuffer) async -> CloseReason? {
+        do {
+            try await self.connection.write(data)
+            try await self.connection.waitUntilWritable()
+            return nil
+        } catch {
+            if error != .activeClosed {
+                self.logger.info("Write error [\(self.peer)] -> \(error)")
+            }
+            return error == .activeClosed ? .closedByServer : .writeError
+        }
+    }
+
+    private func readEnded(_ error: SillyError) -> CloseReason {
+        switch error {
+        case .endOfStream:
+            return .clientClosed
+        case .timedOut:
+            self.logger.info("Idle timeout [\(self.peer)]: no data for \(self.configuration.idleTimeout.map { "\($0)" } ?? "ever")")
+            return .idleTimeout
+        case .lineTooLong(let limit):
+            self.logger.warning("Line too long [\(self.peer)]: no newline within \(limit) bytes")
+            return .lineTooLong
+        case .activeClosed:
+            return .closedByServer
+        default:
+            self.logger.info("Read error [\(self.peer)] -> \(error)")
+            return .readError
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import NIOCore
+import Silly
+
+/// The tutorial's built-in test clients: each connects, sends `messages` random 5-letter lines
+/// `interval` apart, and checks that every echo matches what it sent.
+public struct SelfTest: Sendable {
+    public var clients = 3
+    public var messages = 5
+    public var interval: Duration = .seconds(1)
+
+    public init(clients: Int = 3, messages: Int = 5, interval: Duration = .seconds(1)) {
+        self.clients = clients
+        self.messages = messages
+        self.interval = interval
+    }
+
+    /// Runs the clients against `address`, printing what they send and receive through `say`.
+    /// Returns whether every client connected and every echo matched.
+    public func run(against address: String, say: @escaping @Sendable (String) -> Void) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            for client in 1...max(1, self.clients) {
+                group.addTask { await self.client(client, address: address, say: say) }
+            }
+            var passed = true
+            for await ok in group { passed = passed && ok }
+            return passed
+        }
+    }
+
+    private func client(_ number: Int, address: String, say: @Sendable (String) -> Void) async -> Bool {
+        let conn: TCPConnection
+        do {
+            conn = try await TCP.connect(address)
+        } catch {
+            say("Connect failed: \(error)")
+            return false
+        }
+        // The client's own address names it, as the server's accept line does.
+        let peer = conn.localAddress?.description ?? "client \(number)"
+        say("Client \(number) connected: \(peer) -> \(conn.remoteAddress?.description ?? address)")
+        defer { say("Client close connection \(peer)") }
+        for message in 1...max(1, self.messages) {
+            let line = CryptoUtils.randomKey(5) + "\n"
+            say("Send [\(peer)] -> \(line.dropLast())")
+            do {
+                try await conn.write(line)
+                let echo = try await conn.readString(until: "\n", timeout: .seconds(10))
+                say("Receive [\(peer)] -> \(echo.dropLast())")
+                guard echo == line else {
+                    say("Echo data mismatch! [\(peer)] sent \(line.debugDescription), got \(echo.debugDescription)")
+                    await conn.close()
+                    return false
+                }
+            } catch {
+                say("Receive failed [\(peer)] -> \(error)")
+                await conn.close()
+                return false
+            }
+            if message < self.messages {
+                try? await Task.sleep(for: self.interval)
+            }
+        }
+        await conn.close()
+        return true
+    }
+}
+
+/// The tutorial's separate client: connect, send one line, print its echo.
+public enum EchoClient {
+    /// Sends `message` and a newline to `address`; returns the echoed line (without its newline).
+    public static func run(address: String, message: String, say: @Sendable (String) -> Void) async throws(SillyError) -> String {
+        let conn = try await TCP.connect(address)
+        say("Connected to server: \(conn.remoteAddress?.description ?? address)")
+        do {
+            try await conn.write(message + "\n")
+            let echo = try await conn.readString(until: "\n", timeout: .seconds(10))
+            say("Received echo: \(echo.hasSuffix("\n") ? String(echo.dropLast()) : echo)")
+            await conn.close()
+            return String(echo.dropLast())
+        } catch {
+            say("Receive failed: \(error)")
+            await conn.close()
+            throw error
+        }
+    }
+}

@@ -1,0 +1,202 @@
+import ArgumentParser
+import Logging
+import ServiceLifecycle
+import Silly
+import SillyEcho
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+@main
+struct SillyEchoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "silly-echo",
+        abstract: "The Silly tutorial's TCP echo server, with its extension exercises built in.",
+        discussion: """
+            Echoes every line a client sends (telnet 127.0.0.1 9999). Logs each connection's \
+            accept and close with the number of open connections, and its traffic when it closes. \
+            SIGINT or SIGTERM stops accepting, lets open connections finish what they have \
+            received (--shutdown-grace), logs the totals and exits 0.
+            """,
+        subcommands: [ClientCommand.self]
+    )
+
+    @Option(help: "Address to listen on: IP:port, :port (all interfaces), [IPv6]:port or host:port.")
+    var addr = "127.0.0.1:9999"
+
+    @Option(help: "line: echo each line; command: the tutorial's help/time/quit protocol; raw: echo bytes as they arrive (RFC 862).")
+    var mode: EchoMode = .line
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .info
+
+    @Option(help: "Close a connection idle this long (e.g. 300s, 5m, 500ms); 0 disables.")
+    var idleTimeout: DurationArgument = DurationArgument(.seconds(300))
+
+    @Option(help: "Longest line in bytes; a longer one is logged and its connection closed.")
+    var maxLine = 64 * 1024
+
+    @Option(help: "Most open connections; a client beyond them is told the server is full and closed.")
+    var maxConnections = 10_000
+
+    @Option(help: "Log the server's totals this often (e.g. 10s); 0: only at shutdown.")
+    var statsInterval: DurationArgument = DurationArgument(.zero)
+
+    @Option(help: "On SIGINT/SIGTERM, how long open connections may take to finish.")
+    var shutdownGrace: DurationArgument = DurationArgument(.seconds(5))
+
+    @Option(help: "Length of the kernel's queue of connections not yet accepted.")
+    var backlog = 4096
+
+    @Flag(help: "Run the tutorial's test clients against this server, in this process, then exit: 0 if every echo matched.")
+    var selfTest = false
+
+    @Option(help: "With --self-test: how many clients.")
+    var clients = 3
+
+    @Option(help: "With --self-test: messages per client.")
+    var messages = 5
+
+    @Option(help: "With --self-test: pause between a client's messages.")
+    var interval: DurationArgument = DurationArgument(.seconds(1))
+
+    func validate() throws {
+        guard self.maxLine > 0 else { throw ValidationError("--max-line must be positive") }
+        guard self.maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
+        guard self.backlog > 0 else { throw ValidationError("--backlog must be positive") }
+        guard self.clients > 0, self.messages > 0 else { throw ValidationError("--clients and --messages must be positive") }
+    }
+
+    func run() async throws {
+        signal(SIGPIPE, SIG_IGN)
+        let level = self.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardOutput(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "silly-echo")
+        let files = FileLimit.raiseToHardLimit()
+        logger.info("Open-file limit: \(files.soft) (hard limit \(files.hard))")
+
+        var configuration = EchoConfiguration()
+        configuration.address = self.addr
+        configuration.mode = self.mode
+        configuration.idleTimeout = self.idleTimeout.duration == .zero ? nil : self.idleTimeout.duration
+        configuration.maxLineLength = self.maxLine
+        configuration.maxConnections = self.maxConnections
+        configuration.statsInterval = self.statsInterval.duration == .zero ? nil : self.statsInterval.duration
+        configuration.shutdownGrace = self.shutdownGrace.duration
+        configuration.backlog = self.backlog
+        let server = EchoServer(configuration: configuration, logger: logger)
+
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [server],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
+        groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownGrace + .seconds(5)
+        let group = ServiceGroup(configuration: groupConfiguration)
+
+        do {
+            if self.selfTest {
+                try await self.runSelfTest(group: group, server: server)
+            } else {
+                try await group.run()
+            }
+        } catch let error as SillyError {
+            printError("silly-echo: cannot listen on \(self.addr): \(error)")
+            throw ExitCode.failure
+        }
+    }
+
+    private func runSelfTest(group: ServiceGroup, server: EchoServer) async throws {
+        let test = SelfTest(clients: self.clients, messages: self.messages, interval: self.interval.duration)
+        let passed = try await withThrowingTaskGroup(of: Bool.self) { tasks in
+            tasks.addTask {
+                try await group.run()
+                return true
+            }
+            guard let endpoint = await server.waitUntilListening() else {
+                return try await tasks.next() ?? false  // rethrows the listen error
+            }
+            let passed = await test.run(against: endpoint.description) { print($0) }
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+            return passed
+        }
+        print(passed ? "Self-test passed: every echo matched" : "Self-test FAILED")
+        if !passed { throw ExitCode.failure }
+    }
+}
+
+/// The tutorial's separate client.
+struct ClientCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "client",
+        abstract: "Connect to an echo server, send one line, print its echo (the tutorial's separate client)."
+    )
+
+    @Argument(help: "The server's address.")
+    var address = "127.0.0.1:9999"
+
+    @Option(help: "The line to send.")
+    var message = "Hello from client"
+
+    func run() async throws {
+        signal(SIGPIPE, SIG_IGN)
+        do {
+            _ = try await EchoClient.run(address: self.address, message: self.message) { print($0) }
+        } catch {
+            printError("silly-echo client: \(error)")
+            throw ExitCode.failure
+        }
+    }
+}
+
+func printError(_ message: String) {
+    var standardError = StandardError()
+    print(message, to: &standardError)
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        var bytes = Array(string.utf8)
+        _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+    }
+}
+
+extension EchoMode: ExpressibleByArgument {}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// A duration on the command line: `300s`, `5m`, `500ms`, `1h`, or a number of seconds.
+struct DurationArgument: ExpressibleByArgument, Sendable {
+    let duration: Duration
+
+    init(_ duration: Duration) {
+        self.duration = duration
+    }
+
+    init?(argument: String) {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        var number = Substring(argument)
+        var scale = 1.0
+        for (suffix, factor) in units where argument.hasSuffix(suffix) {
+            number = argument.dropLast(suffix.count)
+            scale = factor
+            break
+        }
+        guard let value = Double(number), value >= 0, value.isFinite else { return nil }
+        self.duration = .nanoseconds(Int64(value * scale * 1e9))
+    }
+
+    var defaultValueDescription: String {
+        let (seconds, attoseconds) = self.duration.components
+        if attoseconds == 0 { return "\(seconds)s" }
+        return "\(seconds * 1000 + attoseconds / 1_000_000_000_000_000)ms"
+    }
+}

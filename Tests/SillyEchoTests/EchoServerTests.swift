@@ -1,0 +1,273 @@
+import Foundation
+import NIOCore
+import Silly
+import Testing
+
+@Suite("silly-echo end to end: the built executable, driven as a user would")
+struct EchoServerTests {
+    @Test("echoes lines; logs accept and close with the connection count and the connection's statistics")
+    func lineEcho() async throws {
+        let server = try ServerProcess([])
+        let conn = try await TCP.connect(try await server.address())
+        let peer = try #require(conn.localAddress).description
+        #expect(await server.waitForLog("Accept connection \(peer), connections: 1"))
+        for line in ["Hello Silly!\n", "This is a test\n", "\n"] {
+            try await conn.write(line)
+            #expect(try await conn.line() == line)
+        }
+        await conn.close()
+        #expect(await server.waitForLog(
+            "Close connection \(peer) (client closed): received 29 bytes, sent 29 bytes, messages 3; connections: 0"))
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("the connection counter is exact under concurrency; totals are logged at shutdown")
+    func counterAndTotals() async throws {
+        let server = try ServerProcess(["--stats-interval", "100ms"])
+        let address = try await server.address()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for client in 0..<40 {
+                group.addTask {
+                    let conn = try await TCP.connect(address)
+                    try await conn.write("client \(client)\n")
+                    #expect(try await conn.line() == "client \(client)\n")
+                    await conn.close()
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(await server.waitForLog("connections open 0, accepted 40, rejected 0"))
+        #expect(await server.stop() == 0)
+        let opens = server.log.split(separator: "\n").filter { $0.contains("Accept connection") }
+        let counts = Set(opens.compactMap { $0.split(separator: " ").last.flatMap { Int($0) } })
+        #expect(opens.count == 40)
+        #expect(counts.allSatisfy { (1...40).contains($0) })
+        #expect(server.log.contains("Totals: connections open 0, accepted 40, rejected 0; received"))
+        #expect(server.log.contains("Shutdown complete. Totals: connections open 0, accepted 40"))
+    }
+
+    @Test("command mode: banner, prompt, help, time, Echo:, quit; telnet's \\r\\n and spaces are trimmed")
+    func commandProtocol() async throws {
+        let server = try ServerProcess(["--mode", "command"])
+        let conn = try await TCP.connect(try await server.address())
+        #expect(try await conn.line() == "Welcome to Silly Echo Server!\n")
+        #expect(try await conn.line() == "Type 'help' for commands\n")
+        func prompt() async throws { #expect(String(buffer: try await conn.read(count: 2, timeout: patience)) == "> ") }
+        try await prompt()
+        try await conn.write("  help \r\n")
+        #expect(try await conn.line() == "Command list:\n")
+        #expect(try await conn.line() == "  help - Show this help\n")
+        #expect(try await conn.line() == "  time - Show server time\n")
+        #expect(try await conn.line() == "  quit - Disconnect\n")
+        try await prompt()
+        try await conn.write("time\r\n")
+        let time = try await conn.line()
+        #expect(time.contains(String(Calendar(identifier: .gregorian).component(.year, from: Date()))))
+        try await prompt()
+        try await conn.write("hello \u{00e9}\u{00ff}\r\n")
+        #expect(try await conn.line() == "Echo: hello \u{00e9}\u{00ff}\r\n")
+        try await prompt()
+        try await conn.write(ByteBuffer(bytes: [0xFF, 0xFE, 0x00, 0x41, 0x0A]))  // not UTF-8
+        #expect(Array(buffer: try await conn.read(until: "\n", timeout: patience)) == Array("Echo: ".utf8) + [0xFF, 0xFE, 0x00, 0x41, 0x0A])
+        try await prompt()
+        try await conn.write("quit\r\n")
+        #expect(try await conn.line() == "Goodbye!\n")
+        await #expect(throws: SillyError.endOfStream) { try await conn.read(until: "\n", timeout: patience) }
+        #expect(await server.waitForLog("(client quit)"))
+        await conn.close()
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("raw mode echoes random binary data, however it is chunked, byte for byte")
+    func rawMode() async throws {
+        let server = try ServerProcess(["--mode", "raw"])
+        let conn = try await TCP.connect(try await server.address())
+        var generator = SystemRandomNumberGenerator()
+        let payload = (0..<300_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        var offset = 0
+        while offset < payload.count {
+            let size = Int.random(in: 1...20_000, using: &generator)
+            try await conn.write(payload[offset..<min(offset + size, payload.count)])
+            offset += size
+            if Bool.random(using: &generator) { await Task.yield() }
+        }
+        let echoed = try await conn.read(count: payload.count, timeout: patience)
+        #expect(Array(buffer: echoed) == payload)
+        await conn.close()
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("half-close: every line is echoed, the final unterminated one too, then the server closes")
+    func halfClose() async throws {
+        let server = try ServerProcess([])
+        let conn = try await TCP.connect(try await server.address())
+        try await conn.write("a\nb\nc")
+        await conn.shutdownOutput()
+        var received = ByteBuffer()
+        while true {
+            do throws(SillyError) {
+                var chunk = try await conn.readAvailable(timeout: patience)
+                received.writeBuffer(&chunk)
+            } catch {
+                #expect(error == .endOfStream)
+                break
+            }
+        }
+        #expect(String(buffer: received) == "a\nb\nc")
+        await conn.close()
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("an idle connection is closed after --idle-timeout, and the log says why")
+    func idleTimeout() async throws {
+        let server = try ServerProcess(["--idle-timeout", "300ms"])
+        let conn = try await TCP.connect(try await server.address())
+        try await conn.write("still here\n")
+        #expect(try await conn.line() == "still here\n")
+        await #expect(throws: SillyError.endOfStream) { try await conn.read(until: "\n", timeout: patience) }
+        #expect(await server.waitForLog("Idle timeout ["))
+        #expect(await server.waitForLog("(idle timeout)"))
+        await conn.close()
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("a line longer than --max-line closes that connection only, with a log line")
+    func maxLine() async throws {
+        let server = try ServerProcess(["--max-line", "1024"])
+        let address = try await server.address()
+        let good = try await TCP.connect(address)
+        let bad = try await TCP.connect(address)
+        try await bad.write(String(repeating: "x", count: 5000))
+        await #expect(throws: SillyError.self) { try await bad.read(until: "\n", timeout: patience) }
+        #expect(await server.waitForLog("Line too long"))
+        try await good.write("unaffected\n")
+        #expect(try await good.line() == "unaffected\n")
+        await good.close()
+        await bad.close()
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("beyond --max-connections a client is told the server is full and closed; it is counted and logged")
+    func maxConnections() async throws {
+        let server = try ServerProcess(["--max-connections", "2"])
+        let address = try await server.address()
+        var held: [TCPConnection] = []
+        for index in 0..<2 {
+            let conn = try await TCP.connect(address)
+            try await conn.write("\(index)\n")
+            #expect(try await conn.line() == "\(index)\n")
+            held.append(conn)
+        }
+        let extra = try await TCP.connect(address)
+        #expect(try await extra.line().hasPrefix("Server is full"))
+        await #expect(throws: SillyError.endOfStream) { try await extra.read(until: "\n", timeout: patience) }
+        #expect(await server.waitForLog("Reject connection"))
+        for conn in held { await conn.close() }
+        await extra.close()
+        #expect(await server.stop() == 0)
+        #expect(server.log.contains("accepted 2, rejected 1"))
+    }
+
+    @Test("a client that sends without reading cannot grow the server's memory; nothing it sent is lost")
+    func nonReadingClient() async throws {
+        let server = try ServerProcess([])
+        var options = ConnectionOptions()
+        options.sendQueueLimit = .max
+        let conn = try await TCP.connect(try await server.address(), options: options)
+        try await Task.sleep(for: .milliseconds(100))
+        let baseline = server.residentKiB
+        let line = ByteBuffer(string: String(repeating: "z", count: 1023) + "\n")
+        let lines = 32 * 1024  // 32 MiB
+        try await conn.write(contentsOf: Array(repeating: line, count: lines))
+        // Flow control holds the rest in this client: the server stops reading while its replies wait.
+        #expect(await eventually { await conn.unsentBytes > 0 })
+        try await Task.sleep(for: .milliseconds(300))
+        let grown = server.residentKiB - baseline
+        #expect(grown < 16 * 1024, "server grew by \(grown) KiB while a client sent 32 MiB without reading")
+        var received = 0
+        while received < lines * 1024 {
+            received += try await conn.readAvailable(timeout: patience).readableBytes
+        }
+        #expect(received == lines * 1024)
+        await conn.close()
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("SIGTERM with a connection open: the echo it owed arrives, totals are logged, exit code 0")
+    func gracefulShutdown() async throws {
+        let server = try ServerProcess(["--shutdown-grace", "2s"])
+        let conn = try await TCP.connect(try await server.address())
+        try await conn.write("first\n")
+        #expect(try await conn.line() == "first\n")
+        try await conn.write("owed\n")
+        kill(server.process.processIdentifier, SIGTERM)
+        #expect(try await conn.line() == "owed\n")
+        await #expect(throws: SillyError.endOfStream) { try await conn.read(until: "\n", timeout: patience) }
+        #expect(await server.exitStatus() == 0)
+        #expect(server.log.contains("(server shutdown)") || server.log.contains("(client closed)"))
+        #expect(server.log.contains("Shutdown complete. Totals: connections open 0, accepted 1, rejected 0; received 11 bytes"))
+        await conn.close()
+    }
+
+    @Test("SIGINT stops the server the same way")
+    func sigint() async throws {
+        let server = try ServerProcess([])
+        _ = try await server.address()
+        #expect(await server.stop(signal: SIGINT) == 0)
+        #expect(server.log.contains("Shutdown complete"))
+    }
+
+    @Test("a malformed address prints one clear line and exits non-zero", arguments: ["127.0.0.1:99999", "nonsense", "[::1"])
+    func badAddress(address: String) async throws {
+        let server = try ServerProcess(["--addr", address], addPort: false)
+        let status = await server.exitStatus()
+        #expect(status != nil && status != 0)
+        let lines = server.errorLog.split(separator: "\n")
+        #expect(lines.count == 1)
+        #expect(lines.first?.contains("invalid address '\(address)'") == true, "stderr: \(server.errorLog)")
+    }
+
+    @Test("a busy port prints one clear line naming it and exits non-zero")
+    func busyPort() async throws {
+        let holder = try await TCP.listen("127.0.0.1:0") { _ in }
+        let address = "127.0.0.1:\(holder.port)"
+        let server = try ServerProcess(["--addr", address], addPort: false)
+        let status = await server.exitStatus()
+        #expect(status != nil && status != 0)
+        #expect(server.errorLog.split(separator: "\n").count == 1)
+        #expect(server.errorLog.contains("address already in use: \(address)"), "stderr: \(server.errorLog)")
+        await holder.close()
+    }
+
+    @Test("--self-test: the tutorial's 3 clients × 5 messages, every echo checked, exit 0")
+    func selfTest() async throws {
+        let run = try ServerProcess(["--self-test", "--interval", "10ms"])
+        #expect(await run.exitStatus() == 0)
+        let log = run.log
+        #expect(log.split(separator: "\n").filter { $0.hasPrefix("Send [") }.count == 15)
+        #expect(log.split(separator: "\n").filter { $0.hasPrefix("Receive [") }.count == 15)
+        #expect(log.contains("Self-test passed: every echo matched"))
+    }
+
+    @Test("the separate client: connect, send 'Hello from client', print the echo")
+    func separateClient() async throws {
+        let server = try ServerProcess([])
+        let address = try await server.address()
+        let client = try ServerProcess(["client", address], addPort: false)
+        #expect(await client.exitStatus() == 0)
+        #expect(client.log.contains("Connected to server: \(address)"))
+        #expect(client.log.contains("Received echo: Hello from client"))
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("the client against nothing fails with a clear error")
+    func clientRefused() async throws {
+        let holder = try await TCP.listen("127.0.0.1:0") { _ in }
+        let address = "127.0.0.1:\(holder.port)"
+        await holder.close()
+        let client = try ServerProcess(["client", address], addPort: false)
+        let status = await client.exitStatus()
+        #expect(status != nil && status != 0)
+        #expect(client.errorLog.contains("connection refused: \(address)"))
+    }
+}

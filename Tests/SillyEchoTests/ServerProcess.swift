@@ -1,0 +1,155 @@
+import Foundation
+import Silly
+import Synchronization
+import Testing
+
+/// Every wait in a test is bounded by this, so a bug fails the test instead of hanging it.
+let patience: Duration = .seconds(20)
+
+/// The built `silly-echo` executable, beside the test bundle in the build folder.
+let sillyEchoPath: String = {
+    let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    var candidates = [here.appendingPathComponent("silly-echo").path]
+    // Run from elsewhere (an IDE): the package's own debug build.
+    let package = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    candidates.append(package.appendingPathComponent(".build/debug/silly-echo").path)
+    return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
+}()
+
+/// A `silly-echo` process started by a test, its output gathered as it comes.
+final class ServerProcess: Sendable {
+    let process: Process
+    private let output = TextBuffer()
+    private let errors = TextBuffer()
+
+    /// Starts `silly-echo` with `arguments` (an `--addr` on port 0 is added unless given).
+    init(_ arguments: [String], addPort: Bool = true) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: sillyEchoPath)
+        process.arguments = (addPort && !arguments.contains("--addr") ? ["--addr", "127.0.0.1:0"] : []) + arguments
+        let stdout = Pipe()
+        let stderr = Pipe()
+        process.standardOutput = stdout
+        process.standardError = stderr
+        process.standardInput = FileHandle.nullDevice
+        self.process = process
+        let output = self.output
+        let errors = self.errors
+        stdout.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            output.append(data)
+        }
+        stderr.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            errors.append(data)
+        }
+        try process.run()
+    }
+
+    deinit {
+        if self.process.isRunning { self.process.terminate() }
+    }
+
+    /// Everything the process printed to standard output so far.
+    var log: String { self.output.text }
+    /// Everything it printed to standard error so far.
+    var errorLog: String { self.errors.text }
+
+    /// Waits until standard output contains `text`; false if it did not within `patience`.
+    @discardableResult
+    func waitForLog(_ text: String) async -> Bool {
+        await eventually { self.log.contains(text) }
+    }
+
+    /// Waits for the "Listening on" line and returns the address it names.
+    func address() async throws -> String {
+        #expect(await self.waitForLog("Listening on "), "no Listening line; log: \(self.log) \(self.errorLog)")
+        let line = try #require(self.log.split(separator: "\n").first { $0.contains("Listening on ") })
+        let rest = line[line.range(of: "Listening on ")!.upperBound...]
+        return String(rest.prefix { $0 != " " })
+    }
+
+    /// Sends `signal` and waits for the process to exit; returns its exit status.
+    func stop(signal: Int32 = SIGTERM) async -> Int32? {
+        kill(self.process.processIdentifier, signal)
+        return await self.exitStatus()
+    }
+
+    /// Waits for the process to exit by itself; returns its exit status, `nil` if it did not.
+    func exitStatus() async -> Int32? {
+        guard await eventually({ !self.process.isRunning }) else { return nil }
+        try? await Task.sleep(for: .milliseconds(50))  // let the last output arrive
+        return self.process.terminationStatus
+    }
+
+    /// The process's resident memory in KiB.
+    var residentKiB: Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(self.process.processIdentifier)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        else { return 0 }
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
+    }
+}
+
+/// Text a process prints, gathered from its pipe's reader thread.
+final class TextBuffer: Sendable {
+    private let storage = Mutex("")
+
+    func append(_ data: Data) {
+        self.storage.withLock { $0 += String(decoding: data, as: UTF8.self) }
+    }
+
+    var text: String { self.storage.withLock { $0 } }
+}
+
+/// Polls `condition` until it holds, up to `patience`; returns whether it did.
+func eventually(_ condition: () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + patience
+    while ContinuousClock.now < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return false
+}
+
+extension TCPConnection {
+    /// Reads a line as a String, failing the test rather than waiting forever.
+    func line() async throws -> String {
+        String(buffer: try await self.read(until: "\n", timeout: patience))
+    }
+}
+
+/// Outside programs the tests drive as a user would: `.ci/run` installs them and sets
+/// `SILLY_REQUIRE_CLIENTS=1`, under which a missing one fails its test instead of skipping it.
+enum OutsideClient {
+    static let required = ProcessInfo.processInfo.environment["SILLY_REQUIRE_CLIENTS"] == "1"
+
+    static func path(_ name: String) -> String? {
+        let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+        return paths.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    /// Whether a test needing `names` should run: they are installed, or they are required.
+    static func enabled(_ names: String...) -> Bool {
+        Self.required || names.allSatisfy { Self.path($0) != nil }
+    }
+
+    /// Runs `name` with `arguments`, `input` on its standard input; returns its standard output.
+    static func run(_ name: String, _ arguments: [String], input: String = "") throws -> (output: String, status: Int32) {
+        let path = try #require(Self.path(name), "\(name) is not installed (apt-get install it, or run Scripts/test)")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let stdin = Pipe()
+        let stdout = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        stdin.fileHandleForWriting.write(Data(input.utf8))
+        try stdin.fileHandleForWriting.close()
+        let output = stdout.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (String(decoding: output, as: UTF8.self), process.terminationStatus)
+    }
+}
