@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "SillyEcho", targets: ["SillyEcho"]),
         .executable(name: "silly-echo", targets: ["silly-echo"]),
         .executable(name: "silly-step2-echo", targets: ["SillyStep2Echo"]),
+        .executable(name: "silly-examples", targets: ["SillyExamples"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -45,6 +46,12 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The tutorial's programs, one file per step and exercise: `silly-examples <name>`.
+        .executableTarget(
+            name: "SillyExamples",
+            dependencies: ["Silly"],
+            path: "Examples/Tutorial"
+        ),
         // The tutorial's Step 2 echo loop, the server that BENCHMARKS.md measures.
         .executableTarget(
             name: "SillyStep2Echo",
@@ -65,6 +72,7 @@ let package = Package(
                 "Silly",
                 "SillyEcho",
                 "silly-echo",
+                "SillyExamples",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

@@ -6,15 +6,17 @@ import Testing
 /// Every wait in a test is bounded by this, so a bug fails the test instead of hanging it.
 let patience: Duration = .seconds(20)
 
-/// The built `silly-echo` executable, beside the test bundle in the build folder.
-let sillyEchoPath: String = {
+/// A built executable of this package, beside the test bundle in the build folder.
+func builtExecutable(_ name: String) -> String {
     let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    var candidates = [here.appendingPathComponent("silly-echo").path]
+    var candidates = [here.appendingPathComponent(name).path]
     // Run from elsewhere (an IDE): the package's own debug build.
     let package = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    candidates.append(package.appendingPathComponent(".build/debug/silly-echo").path)
+    candidates.append(package.appendingPathComponent(".build/debug/\(name)").path)
     return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
-}()
+}
+
+let sillyEchoPath = builtExecutable("silly-echo")
 
 /// A `silly-echo` process started by a test, its output gathered as it comes.
 final class ServerProcess: Sendable {
@@ -23,9 +25,9 @@ final class ServerProcess: Sendable {
     private let errors = TextBuffer()
 
     /// Starts `silly-echo` with `arguments` (an `--addr` on port 0 is added unless given).
-    init(_ arguments: [String], addPort: Bool = true) throws {
+    init(_ arguments: [String], addPort: Bool = true, executable: String = sillyEchoPath) throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: sillyEchoPath)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = (addPort && !arguments.contains("--addr") ? ["--addr", "127.0.0.1:0"] : []) + arguments
         let stdout = Pipe()
         let stderr = Pipe()

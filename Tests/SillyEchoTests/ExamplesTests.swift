@@ -1,0 +1,69 @@
+import Foundation
+import Silly
+import Testing
+
+/// The tutorial's programs in `Examples/Tutorial`, run as a reader of the README would.
+@Suite("The tutorial's examples")
+struct ExamplesTests {
+    static let examples = builtExecutable("silly-examples")
+
+    @Test("Complete Code: 3 clients × 5 random lines, every echo received and checked")
+    func completeCode() async throws {
+        let run = try ServerProcess(["complete", "127.0.0.1:0"], addPort: false, executable: Self.examples)
+        #expect(await run.exitStatus() == 0)
+        let lines = run.log.split(separator: "\n")
+        #expect(lines.filter { $0.hasPrefix("Send [") }.count == 15)
+        #expect(lines.filter { $0.hasPrefix("Receive [") }.count == 15)
+        #expect(lines.filter { $0.hasPrefix("Accept connection") }.count == 3)
+        #expect(lines.filter { $0.hasPrefix("Client close connection") }.count == 3)
+    }
+
+    @Test("the separate client gets its echo from silly-echo")
+    func separateClient() async throws {
+        let server = try ServerProcess([])
+        let address = try await server.address()
+        let client = try ServerProcess(["client", address], addPort: false, executable: Self.examples)
+        #expect(await client.exitStatus() == 0)
+        #expect(client.log.contains("Received echo: Hello from client"))
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("the stress test: 100 clients × 100 messages against silly-echo, all received")
+    func stressTest() async throws {
+        let server = try ServerProcess(["--log-level", "notice"])
+        let address = try await server.address()
+        let stress = try ServerProcess(["stress", address], addPort: false, executable: Self.examples)
+        #expect(await stress.exitStatus() == 0)
+        #expect(stress.log.contains("Completed: 10000 messages"), "output: \(stress.log)")
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("exercise 4's protocol example answers help and quit")
+    func protocolExample() async throws {
+        let holder = try await TCP.listen("127.0.0.1:0") { _ in }
+        let address = "127.0.0.1:\(holder.port)"
+        await holder.close()
+        let server = try ServerProcess(["protocol", address], addPort: false, executable: Self.examples)
+        defer { server.process.terminate() }
+        let conn = try await eventuallyConnect(address)
+        #expect(try await conn.line() == "Welcome to Silly Echo Server!\n")
+        #expect(try await conn.line() == "Type 'help' for commands\n")
+        try await conn.write("  quit \r\n")
+        #expect(String(buffer: try await conn.read(count: 2, timeout: patience)) == "> ")
+        #expect(try await conn.line() == "Goodbye!\n")
+        await conn.close()
+    }
+}
+
+/// Connects once the server is up.
+func eventuallyConnect(_ address: String) async throws -> TCPConnection {
+    let deadline = ContinuousClock.now + patience
+    while true {
+        do {
+            return try await TCP.connect(address)
+        } catch {
+            if ContinuousClock.now > deadline { throw error }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}
