@@ -120,7 +120,7 @@ struct EchoServerTests {
 
     @Test("an idle connection is closed after --idle-timeout, and the log says why")
     func idleTimeout() async throws {
-        let server = try ServerProcess(["--idle-timeout", "300ms"])
+        let server = try ServerProcess(["--idle-timeout", "1s"])
         let conn = try await TCP.connect(try await server.address())
         try await conn.write("still here\n")
         #expect(try await conn.line() == "still here\n")

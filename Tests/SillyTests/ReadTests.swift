@@ -182,7 +182,10 @@ struct ReadTests {
     func oneReaderAtATime() async throws {
         let results = Mailbox<SillyError?>()
         try await withServer(accept: { conn in
-            let first = Task { try await conn.read(until: "\n") }
+            // Forked on the connection's own (serial) loop: it parks its read before this task's
+            // sleep ends, whatever the machine's load.
+            let firstLine = Mailbox<ByteBuffer?>()
+            Tasks.fork(on: conn.eventLoop) { firstLine.send(try? await conn.read(until: "\n")) }
             try await Task.sleep(for: .milliseconds(20))
             do {
                 _ = try await conn.read(until: "\n")
@@ -190,7 +193,9 @@ struct ReadTests {
             } catch let error as SillyError {
                 results.send(error)
             }
-            try await conn.write(try await first.value)
+            if let line = await firstLine.next() ?? nil {
+                try await conn.write(line)
+            }
         }) { address in
             let client = try await TCP.connect(address)
             #expect(await results.next() == .some(.readInProgress))

@@ -42,7 +42,8 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     private struct PendingRead {
         var request: ReadRequest
         var waiter: ReadWaiter
-        var timeout: Scheduled<Void>?
+        /// When the read times out, if it has a timeout.
+        var deadline: NIODeadline?
     }
 
     let executor: EventLoopExecutor
@@ -54,7 +55,11 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     @exclusivity(unchecked) private var context: ChannelHandlerContext?
     @exclusivity(unchecked) private var received = ReceiveBuffer()
     @exclusivity(unchecked) private var pendingRead: PendingRead?
-    private var readSerial = 0
+    /// One timer per connection serves every read's timeout: a read only records its deadline,
+    /// and the timer, when it fires early, re-arms for the waiting read's deadline. So a read
+    /// loop with a timeout costs a clock read per line, not a scheduled task.
+    private var readTimer: Scheduled<Void>?
+    private var readTimerDeadline = NIODeadline.distantFuture
     private var writabilityWaiters: [UnsafeContinuation<Result<Void, SillyError>, Never>] = []
 
     /// The peer will send nothing more (EOF, reset, or the channel closed).
@@ -114,16 +119,38 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     /// Parks `waiter` until `request` can be met, fails, or times out. Only after ``read(_:)``
     /// returned `nil` on the same turn of the loop.
     func wait(for request: ReadRequest, timeout: TimeAmount?, waiter: ReadWaiter) {
-        self.readSerial &+= 1
-        var pending = PendingRead(request: request, waiter: waiter, timeout: nil)
+        var pending = PendingRead(request: request, waiter: waiter, deadline: nil)
         if let timeout {
-            let serial = self.readSerial
-            pending.timeout = self.executor.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-                self.failPendingRead(serial: serial, with: .timedOut)
-            }
+            let deadline = NIODeadline.now() + timeout
+            pending.deadline = deadline
+            self.armReadTimer(at: deadline)
         }
         self.pendingRead = pending
         self.resumeReadingIfHeldBack()
+    }
+
+    /// Makes sure the read timer fires no later than `deadline`.
+    private func armReadTimer(at deadline: NIODeadline) {
+        if let timer = self.readTimer {
+            if self.readTimerDeadline <= deadline { return }  // it fires first, then re-arms
+            timer.cancel()
+        }
+        self.readTimerDeadline = deadline
+        self.readTimer = self.executor.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            self.readTimerFired()
+        }
+    }
+
+    private func readTimerFired() {
+        self.readTimer = nil
+        self.readTimerDeadline = .distantFuture
+        guard let pending = self.pendingRead, let deadline = pending.deadline else { return }
+        if deadline <= .now() {
+            self.pendingRead = nil
+            pending.waiter.resume(with: .failure(.timedOut))
+        } else {
+            self.armReadTimer(at: deadline)
+        }
     }
 
     /// ``read(_:)`` then, if needed, ``wait(for:timeout:waiter:)``: the entry for a caller that
@@ -160,15 +187,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     private func serveWaitingRead() {
         guard let pending = self.pendingRead, let result = self.attempt(pending.request) else { return }
         self.pendingRead = nil
-        pending.timeout?.cancel()
         pending.waiter.resume(with: result)
-    }
-
-    private func failPendingRead(serial: Int, with error: SillyError) {
-        guard serial == self.readSerial, let pending = self.pendingRead else { return }
-        self.pendingRead = nil
-        pending.timeout?.cancel()
-        pending.waiter.resume(with: .failure(error))
     }
 
     // MARK: Writes
@@ -328,6 +347,8 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
         self.inputEnded = true
         self.channelClosed = true
         self.serveWaitingRead()
+        self.readTimer?.cancel()
+        self.readTimer = nil
         self.resumeWritabilityWaiters(with: .failure(self.writeError ?? .endOfStream))
         context.fireChannelInactive()
     }
