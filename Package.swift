@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "Silly", targets: ["Silly"]),
         .library(name: "SillyEcho", targets: ["SillyEcho"]),
         .executable(name: "silly-echo", targets: ["silly-echo"]),
+        .executable(name: "silly-bench", targets: ["silly-bench"]),
         .executable(name: "silly-step2-echo", targets: ["SillyStep2Echo"]),
         .executable(name: "silly-examples", targets: ["SillyExamples"]),
     ],
@@ -16,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         .target(
@@ -46,6 +48,24 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The load generator as a library, and its command line.
+        .target(
+            name: "SillyBench",
+            dependencies: [
+                "Silly",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        .executableTarget(
+            name: "silly-bench",
+            dependencies: [
+                "Silly",
+                "SillyBench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         // The tutorial's programs, one file per step and exercise: `silly-examples <name>`.
         .executableTarget(
             name: "SillyExamples",
@@ -72,6 +92,7 @@ let package = Package(
                 "Silly",
                 "SillyEcho",
                 "silly-echo",
+                "silly-bench",
                 "SillyExamples",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,0 +1,88 @@
+import Foundation
+import Histogram
+
+/// How a ``LoadResult`` is printed: a summary like redis-benchmark's and wrk's, or JSON.
+public enum LoadReport {
+    static let percentiles: [(label: String, value: Double)] = [
+        ("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9),
+    ]
+
+    /// The human summary.
+    public static func text(_ result: LoadResult) -> String {
+        let c = result.configuration
+        let run = c.duration.map { "for \(Self.seconds($0)) s" } ?? "\(c.messages) messages each"
+        var lines = [
+            "silly-bench: \(c.clients) clients, \(run), \(c.size) bytes per message, pipeline \(c.pipeline), against \(c.address)",
+            String(format: "  messages     %d verified in %.3f s", result.messages, result.seconds),
+            String(format: "  throughput   %.0f msg/s, %.2f MB/s", result.messagesPerSecond, result.megabytesPerSecond),
+        ]
+        if result.latency.totalCount > 0 {
+            lines.append("  latency      " + Self.summary(result.latency) + " (µs)")
+        }
+        if result.connect.totalCount > 0 {
+            lines.append("  connect      " + Self.summary(result.connect) + " (µs)")
+        }
+        let e = result.errors
+        lines.append(
+            "  errors       connect \(e.connect), reset \(e.reset), timeout \(e.timeout), closed \(e.closed), mismatch \(e.mismatch), other \(e.other)"
+        )
+        return lines.joined(separator: "\n")
+    }
+
+    private static func summary(_ histogram: Histogram<UInt64>) -> String {
+        (["min \(histogram.min)"] + Self.percentiles.map { "\($0.label) \(histogram.valueAtPercentile($0.value))" }
+            + ["max \(histogram.max)"]).joined(separator: "  ")
+    }
+
+    private static func seconds(_ duration: Duration) -> String {
+        let (whole, fraction) = duration.components
+        return String(format: "%g", Double(whole) + Double(fraction) / 1e18)
+    }
+
+    /// The figures as JSON, for scripts.
+    public static func json(_ result: LoadResult) throws -> String {
+        struct Percentiles: Codable {
+            var min: UInt64, p50: UInt64, p90: UInt64, p99: UInt64, p99_9: UInt64, max: UInt64
+            init(_ h: Histogram<UInt64>) {
+                self.min = h.totalCount > 0 ? h.min : 0
+                self.p50 = h.valueAtPercentile(50)
+                self.p90 = h.valueAtPercentile(90)
+                self.p99 = h.valueAtPercentile(99)
+                self.p99_9 = h.valueAtPercentile(99.9)
+                self.max = h.max
+            }
+        }
+        struct Document: Codable {
+            var address: String
+            var clients: Int
+            var messagesPerClient: Int?
+            var durationSeconds: Double?
+            var size: Int
+            var pipeline: Int
+            var messages: Int
+            var bytes: Int
+            var elapsedSeconds: Double
+            var messagesPerSecond: Double
+            var megabytesPerSecond: Double
+            var latencyMicroseconds: Percentiles
+            var connectMicroseconds: Percentiles
+            var errors: ErrorCounts
+            var errorsTotal: Int
+        }
+        let c = result.configuration
+        let document = Document(
+            address: c.address, clients: c.clients,
+            messagesPerClient: c.duration == nil ? c.messages : nil,
+            durationSeconds: c.duration.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 },
+            size: c.size, pipeline: c.pipeline, messages: result.messages, bytes: result.bytes,
+            elapsedSeconds: result.seconds, messagesPerSecond: result.messagesPerSecond,
+            megabytesPerSecond: result.megabytesPerSecond,
+            latencyMicroseconds: Percentiles(result.latency), connectMicroseconds: Percentiles(result.connect),
+            errors: result.errors, errorsTotal: result.errors.total
+        )
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return String(decoding: try encoder.encode(document), as: UTF8.self)
+    }
+}

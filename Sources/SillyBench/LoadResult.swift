@@ -1,0 +1,74 @@
+import Histogram
+
+/// What went wrong, by kind, as wrk and redis-benchmark count it.
+public struct ErrorCounts: Sendable, Codable, Equatable {
+    /// Connects refused, timed out or otherwise failed.
+    public var connect = 0
+    /// Connections reset by the server.
+    public var reset = 0
+    /// Echoes that did not come within the read timeout.
+    public var timeout = 0
+    /// Connections the server closed before the client was done.
+    public var closed = 0
+    /// Echoes that differed from what was sent (every byte is checked).
+    public var mismatch = 0
+    /// Other failures (a write refused, an unexpected error).
+    public var other = 0
+
+    public init() {}
+
+    public var total: Int { self.connect + self.reset + self.timeout + self.closed + self.mismatch + self.other }
+
+    mutating func add(_ other: ErrorCounts) {
+        self.connect += other.connect
+        self.reset += other.reset
+        self.timeout += other.timeout
+        self.closed += other.closed
+        self.mismatch += other.mismatch
+        self.other += other.other
+    }
+}
+
+/// One client's share of a run; merged into a ``LoadResult``.
+struct ClientResult: Sendable {
+    var messages = 0
+    var bytes = 0
+    var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+    var connectMicroseconds: UInt64?
+    var errors = ErrorCounts()
+}
+
+/// The outcome of a run: counts, rates, latency percentiles (microseconds), errors by kind.
+public struct LoadResult: Sendable {
+    public var configuration: LoadConfiguration
+    /// Echoes received and verified.
+    public var messages = 0
+    /// Bytes received and verified.
+    public var bytes = 0
+    /// From the first connect to the last client's end, on a monotonic clock.
+    public var elapsed: Duration = .zero
+    public var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+    public var connect = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+    public var errors = ErrorCounts()
+
+    init(configuration: LoadConfiguration) {
+        self.configuration = configuration
+    }
+
+    mutating func add(_ client: ClientResult) {
+        self.messages += client.messages
+        self.bytes += client.bytes
+        self.latency.add(client.latency)
+        if let connect = client.connectMicroseconds { self.connect.record(connect) }
+        self.errors.add(client.errors)
+    }
+
+    public var seconds: Double {
+        let (whole, fraction) = self.elapsed.components
+        return Double(whole) + Double(fraction) / 1e18
+    }
+
+    public var messagesPerSecond: Double { self.seconds > 0 ? Double(self.messages) / self.seconds : 0 }
+    /// Echoed megabytes (10^6 bytes) per second.
+    public var megabytesPerSecond: Double { self.seconds > 0 ? Double(self.bytes) / self.seconds / 1e6 : 0 }
+}

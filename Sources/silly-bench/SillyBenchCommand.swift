@@ -1,0 +1,122 @@
+import ArgumentParser
+import Foundation
+import Silly
+import SillyBench
+
+@main
+struct SillyBenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "silly-bench",
+        abstract: "Load-test a line-echo server: the Silly tutorial's stress test, measured properly.",
+        discussion: """
+            Opens --clients connections, each keeping --pipeline lines of --size bytes in flight, \
+            checks every echoed byte, and reports messages per second, MB/s and latency \
+            percentiles (HdrHistogram) once every client is done, timed on a monotonic clock. \
+            Exits 1 if any connect, echo or byte failed.
+            """
+    )
+
+    @Option(help: "The server's address.")
+    var addr = "127.0.0.1:9999"
+
+    @Option(help: "Concurrent connections.")
+    var clients = 100
+
+    @Option(help: "Messages per client (ignored with --duration).")
+    var messages = 100
+
+    @Option(help: "Run for this long instead (e.g. 10s, 500ms); each client keeps sending until then.")
+    var duration: String?
+
+    @Option(help: "Bytes per message, the newline included (13 is the tutorial's \"test message\\n\").")
+    var size = 13
+
+    @Option(help: "Messages each connection keeps in flight.")
+    var pipeline = 1
+
+    @Option(help: "Connect timeout (e.g. 5s).")
+    var connectTimeout = "5s"
+
+    @Option(help: "How long to wait for an echo before counting a timeout (e.g. 10s).")
+    var timeout = "10s"
+
+    @Option(help: "Event-loop threads driving the clients. One leaves the other cores to the server.")
+    var threads = 1
+
+    @Flag(help: "Print the figures as JSON.")
+    var json = false
+
+    func validate() throws {
+        guard self.clients > 0 else { throw ValidationError("--clients must be positive") }
+        guard self.messages > 0 else { throw ValidationError("--messages must be positive") }
+        guard self.size >= 2 else { throw ValidationError("--size must be at least 2 (a byte and the newline)") }
+        guard self.pipeline > 0 else { throw ValidationError("--pipeline must be positive") }
+        guard self.threads > 0 else { throw ValidationError("--threads must be positive") }
+        for (name, value) in [("--duration", self.duration), ("--connect-timeout", self.connectTimeout), ("--timeout", self.timeout)] {
+            if let value, Self.parseDuration(value) == nil {
+                throw ValidationError("\(name): '\(value)' is not a duration such as 10s, 500ms or 2m")
+            }
+        }
+    }
+
+    func run() async throws {
+        signal(SIGPIPE, SIG_IGN)
+        var configuration = LoadConfiguration()
+        configuration.address = self.addr
+        configuration.clients = self.clients
+        configuration.messages = self.messages
+        configuration.duration = self.duration.flatMap(Self.parseDuration)
+        configuration.size = self.size
+        configuration.pipeline = self.pipeline
+        configuration.connectTimeout = Self.parseDuration(self.connectTimeout)!
+        configuration.readTimeout = Self.parseDuration(self.timeout)!
+        configuration.threads = self.threads
+
+        let generator = LoadGenerator(configuration: configuration)
+        let progress = isatty(STDOUT_FILENO) == 1 && !self.json ? Self.showProgress(of: generator) : nil
+        let result = await generator.run()
+        progress?.cancel()
+        _ = await progress?.value
+        if progress != nil { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
+        print(self.json ? try LoadReport.json(result) : LoadReport.text(result))
+        if result.errors.total > 0 {
+            throw ExitCode.failure
+        }
+    }
+
+    /// A live `done/total, rate` line, redrawn twice a second, while stdout is a terminal.
+    static func showProgress(of generator: LoadGenerator) -> Task<Void, Never> {
+        let c = generator.configuration
+        let total = c.duration == nil ? c.clients * c.messages : nil
+        return Task {
+            var last = 0
+            var lastTime = ContinuousClock.now
+            while (try? await Task.sleep(for: .milliseconds(500))) != nil {
+                let done = generator.progress.messages
+                let now = ContinuousClock.now
+                let interval = now - lastTime
+                let seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+                let rate = seconds > 0 ? Double(done - last) / seconds : 0
+                let of = total.map { "/\($0)" } ?? ""
+                let line = String(format: "\r\u{1B}[K%d%@ messages, %.0f msg/s", done, of, rate)
+                FileHandle.standardOutput.write(Data(line.utf8))
+                last = done
+                lastTime = now
+            }
+        }
+    }
+
+    /// `10s`, `500ms`, `2m`, `1h`, or a number of seconds.
+    static func parseDuration(_ text: String) -> Duration? {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        var number = Substring(text)
+        var scale = 1.0
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            number = text.dropLast(suffix.count)
+            scale = factor
+            break
+        }
+        guard let value = Double(number), value >= 0, value.isFinite else { return nil }
+        return .nanoseconds(Int64(value * scale * 1e9))
+    }
+}
