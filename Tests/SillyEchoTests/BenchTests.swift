@@ -1,0 +1,111 @@
+import Foundation
+import Silly
+import Testing
+
+/// silly-bench, the built executable, against servers started in the test.
+@Suite("silly-bench: counts, corruption, failures, JSON, duration")
+struct BenchTests {
+    static let bench = builtExecutable("silly-bench")
+
+    /// Runs silly-bench with `arguments` (plus `--json`) to its end; returns its exit status and figures.
+    static func run(_ arguments: [String]) async throws -> (status: Int32, figures: [String: Any]) {
+        let process = try ServerProcess(arguments + ["--json"], addPort: false, executable: Self.bench)
+        let status = try #require(await process.exitStatus(), "silly-bench did not finish")
+        let data = Data(process.log.utf8)
+        let figures = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any], "not JSON: \(process.log)")
+        return (status, figures)
+    }
+
+    @Test("every message of every client is counted against an honest server; exit 0")
+    func correctCounts() async throws {
+        let listener = try await TCP.listen("127.0.0.1:0") { conn in
+            while true { try await conn.write(try await conn.read(until: "\n")) }
+        }
+        let (status, figures) = try await Self.run(
+            ["--addr", "127.0.0.1:\(listener.port)", "--clients", "20", "--messages", "50", "--pipeline", "4", "--size", "100"])
+        #expect(status == 0)
+        #expect(figures["messages"] as? Int == 1000)
+        #expect(figures["bytes"] as? Int == 100_000)
+        #expect(figures["errors_total"] as? Int == 0)
+        #expect((figures["messages_per_second"] as? Double ?? 0) > 0)
+        let latency = try #require(figures["latency_microseconds"] as? [String: Any])
+        #expect((latency["p50"] as? Int ?? 0) > 0)
+        #expect((latency["max"] as? Int ?? 0) >= (latency["p99"] as? Int ?? .max))
+        await listener.close()
+    }
+
+    @Test("a server that corrupts one byte is caught: the mismatch is counted, exit 1")
+    func corruption() async throws {
+        let listener = try await TCP.listen("127.0.0.1:0") { conn in
+            var count = 0
+            while true {
+                var line = try await conn.read(until: "\n")
+                count += 1
+                if count == 7, let byte = line.getInteger(at: line.readerIndex, as: UInt8.self) {
+                    var copy = ByteBuffer(buffer: line)
+                    copy.setInteger(byte ^ 0x20, at: copy.readerIndex)
+                    line = copy
+                }
+                try await conn.write(line)
+            }
+        }
+        let (status, figures) = try await Self.run(["--addr", "127.0.0.1:\(listener.port)", "--clients", "3", "--messages", "20"])
+        #expect(status == 1)
+        let errors = try #require(figures["errors"] as? [String: Any])
+        #expect(errors["mismatch"] as? Int == 3)
+        #expect(figures["messages"] as? Int == 3 * 6)
+        await listener.close()
+    }
+
+    @Test("a server that closes mid-run is reported as an error, not a hang")
+    func serverCloses() async throws {
+        let listener = try await TCP.listen("127.0.0.1:0") { conn in
+            for _ in 0..<10 { try await conn.write(try await conn.read(until: "\n")) }
+        }
+        let (status, figures) = try await Self.run(["--addr", "127.0.0.1:\(listener.port)", "--clients", "5", "--messages", "100"])
+        #expect(status == 1)
+        let errors = try #require(figures["errors"] as? [String: Any])
+        #expect((errors["closed"] as? Int ?? 0) + (errors["reset"] as? Int ?? 0) == 5)
+        #expect(figures["messages"] as? Int == 50)
+        await listener.close()
+    }
+
+    @Test("nothing listening: every connect fails and is counted")
+    func nothingListening() async throws {
+        let listener = try await TCP.listen("127.0.0.1:0") { _ in }
+        let address = "127.0.0.1:\(listener.port)"
+        await listener.close()
+        let (status, figures) = try await Self.run(["--addr", address, "--clients", "4"])
+        #expect(status == 1)
+        #expect((figures["errors"] as? [String: Any])?["connect"] as? Int == 4)
+        #expect(figures["messages"] as? Int == 0)
+    }
+
+    @Test("--duration runs until the time is up, then stops by itself")
+    func duration() async throws {
+        let listener = try await TCP.listen("127.0.0.1:0") { conn in
+            while true { try await conn.write(try await conn.read(until: "\n")) }
+        }
+        let (status, figures) = try await Self.run(
+            ["--addr", "127.0.0.1:\(listener.port)", "--clients", "10", "--duration", "1s"])
+        #expect(status == 0)
+        #expect((figures["elapsed_seconds"] as? Double ?? 0) >= 1.0)
+        #expect(figures["duration_seconds"] as? Double == 1.0)
+        #expect((figures["messages"] as? Int ?? 0) > 0)
+        await listener.close()
+    }
+
+    @Test("the text report names every figure")
+    func textReport() async throws {
+        let listener = try await TCP.listen("127.0.0.1:0") { conn in
+            while true { try await conn.write(try await conn.read(until: "\n")) }
+        }
+        let process = try ServerProcess(["--addr", "127.0.0.1:\(listener.port)", "--clients", "2", "--messages", "5"],
+                                        addPort: false, executable: Self.bench)
+        #expect(await process.exitStatus() == 0)
+        for label in ["messages     10 verified", "throughput", "msg/s", "MB/s", "latency", "p99.9", "connect", "errors       connect 0"] {
+            #expect(process.log.contains(label), "missing \(label) in \(process.log)")
+        }
+        await listener.close()
+    }
+}
