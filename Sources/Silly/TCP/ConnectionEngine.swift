@@ -25,9 +25,9 @@ enum ReadWaiter {
 ///
 /// The per-message path, top to bottom:
 /// 1. `channelRead` appends the socket's bytes to the ``ReceiveBuffer`` (no copy when it was empty).
-/// 2. If a reader waits and its request can now be met, it is resumed with a slice of the buffer,
-///    and its task runs at `channelReadComplete`; a read the buffer already satisfies
-///    (``read(_:)``) returns without waiting at all.
+/// 2. If a reader waits and its request can now be met, it is resumed with a slice of the buffer;
+///    its task runs once SwiftNIO has handled the current batch of socket events. A read the
+///    buffer already satisfies (``read(_:)``) returns without waiting at all.
 /// 3. `write` queues in the channel and asks the loop's ``EventLoopExecutor`` to flush this
 ///    connection once, when the current job ends: one `writev` per batch of writes.
 ///
@@ -318,14 +318,8 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         self.received.append(self.unwrapInboundIn(data))
         if self.pendingRead != nil {
-            self.executor.deferringJobs { self.serveWaitingRead() }
+            self.serveWaitingRead()
         }
-    }
-
-    /// The reader resumed by this read runs now, before the loop turns to the next socket.
-    func channelReadComplete(context: ChannelHandlerContext) {
-        self.executor.runDeferredJobs()
-        context.fireChannelReadComplete()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
