@@ -22,7 +22,8 @@ public final class TCPConnection: @unchecked Sendable {
     }
 
     /// The event loop that owns the connection's socket.
-    public var eventLoop: any EventLoop { self.channel.eventLoop }
+    /// (Read from the engine's executor, shared by every connection of the loop and immutable.)
+    public var eventLoop: any EventLoop { self.loopEngine.executor.eventLoop }
 
     /// The engine, for code running on `eventLoop`.
     private var engine: LoopEngine { LoopEngine(engine: self.loopEngine, eventLoop: self.eventLoop) }
