@@ -15,7 +15,7 @@ public final class EchoServer: Service, Sendable {
     public let configuration: EchoConfiguration
     /// The server's totals, updated as connections close.
     public let statistics = ServerStatistics()
-    private let logger: Logger
+    let logger: Logger
     private let registry = ConnectionRegistry()
     private let shuttingDown = Atomic<Bool>(false)
     private let listening = Mutex<ListeningState>(.waiting([]))
@@ -124,27 +124,40 @@ public final class EchoServer: Service, Sendable {
 
     /// The accept handler: admission, the counter, the mode's session, statistics.
     private func serve(_ connection: TCPConnection) async {
-        let peer = connection.remoteAddress?.description ?? "?"
         guard let open = self.statistics.admit(limit: self.configuration.maxConnections) else {
-            self.logger.warning(
-                "Reject connection \(peer): server is full (\(self.configuration.maxConnections) connections)"
-            )
-            try? await connection.write("Server is full (\(self.configuration.maxConnections) connections), try again later\n")
+            await self.reject(connection)
             return
         }
         self.registry.insert(connection)
-        self.logger.info("Accept connection \(peer), connections: \(open)")
-        var session = EchoSession(connection: connection, peer: peer, configuration: self.configuration, logger: self.logger)
-        var reason = await session.run()
-        if reason == .clientClosed && self.shuttingDown.load(ordering: .relaxed) {
-            reason = .serverShutdown
-        }
+        self.logAccept(connection, open: open)
+        var session = EchoSession(connection: connection, server: self)
+        let reason = await session.run()
         await connection.close()
         self.registry.remove(connection)
-        let remaining = self.statistics.release(session.statistics)
-        let stats = session.statistics
+        self.logClose(connection, reason: reason, statistics: session.statistics)
+    }
+
+    // Out of line: their string building would otherwise enlarge the frame that every open
+    // connection keeps.
+
+    @inline(never)
+    private func reject(_ connection: TCPConnection) async {
+        let limit = self.configuration.maxConnections
+        self.logger.warning("Reject connection \(connection.remoteAddress?.description ?? "?"): server is full (\(limit) connections)")
+        try? await connection.write("Server is full (\(limit) connections), try again later\n")
+    }
+
+    @inline(never)
+    private func logAccept(_ connection: TCPConnection, open: Int) {
+        self.logger.info("Accept connection \(connection.remoteAddress?.description ?? "?"), connections: \(open)")
+    }
+
+    @inline(never)
+    private func logClose(_ connection: TCPConnection, reason: CloseReason, statistics stats: ConnectionStatistics) {
+        let remaining = self.statistics.release(stats)
+        let shutdown = reason == .clientClosed && self.shuttingDown.load(ordering: .relaxed)
         self.logger.info(
-            "Close connection \(peer) (\(reason)): received \(stats.bytesReceived) bytes, sent \(stats.bytesSent) bytes, messages \(stats.messages); connections: \(remaining)"
+            "Close connection \(connection.remoteAddress?.description ?? "?") (\(shutdown ? .serverShutdown : reason)): received \(stats.bytesReceived) bytes, sent \(stats.bytesSent) bytes, messages \(stats.messages); connections: \(remaining)"
         )
     }
 }

@@ -17,19 +17,24 @@ enum CloseReason: String, CustomStringConvertible {
 }
 
 /// One client's conversation in the configured mode: the per-message path of `silly-echo`.
+///
+/// It lives in the connection task's frame for as long as the connection is open, so it holds
+/// references (the connection, the server) rather than copies of the configuration; its loops
+/// are inlined into one frame, and logging is done out of line, keeping that frame small
+/// (an idle connection's memory is mostly its task's frames).
 struct EchoSession {
     let connection: TCPConnection
-    let peer: String
-    let configuration: EchoConfiguration
-    let logger: Logger
+    let server: EchoServer
     private(set) var statistics = ConnectionStatistics()
 
-    init(connection: TCPConnection, peer: String, configuration: EchoConfiguration, logger: Logger) {
+    init(connection: TCPConnection, server: EchoServer) {
         self.connection = connection
-        self.peer = peer
-        self.configuration = configuration
-        self.logger = logger
+        self.server = server
     }
+
+    private var configuration: EchoConfiguration { self.server.configuration }
+    private var logger: Logger { self.server.logger }
+    private var peer: String { self.connection.remoteAddress?.description ?? "?" }
 
     mutating func run() async -> CloseReason {
         switch self.configuration.mode {
@@ -93,13 +98,18 @@ struct EchoSession {
             try await self.connection.waitUntilWritable()
             return nil
         } catch {
-            if error != .activeClosed {
-                self.logger.info("Write error [\(self.peer)] -> \(error)")
-            }
-            return error == .activeClosed ? .closedByServer : .writeError
+            return self.writeFailed(error)
         }
     }
 
+    @inline(never)
+    private func writeFailed(_ error: SillyError) -> CloseReason {
+        if error == .activeClosed { return .closedByServer }
+        self.logger.info("Write error [\(self.peer)] -> \(error)")
+        return .writeError
+    }
+
+    @inline(never)
     private func readEnded(_ error: SillyError) -> CloseReason {
         switch error {
         case .endOfStream:

@@ -34,7 +34,7 @@ enum ReadWaiter {
 /// Invariants: everything here runs on the channel's event loop. At most one read waits at a time
 /// (`pendingRead`), and it is resumed exactly once: with data, an error or a timeout.
 /// After the peer closed, buffered bytes are still served before the error that ends reading.
-final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
+final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIOScheduledCallbackHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -58,7 +58,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     /// One timer per connection serves every read's timeout: a read only records its deadline,
     /// and the timer, when it fires early, re-arms for the waiting read's deadline. So a read
     /// loop with a timeout costs a clock read per line, not a scheduled task.
-    private var readTimer: Scheduled<Void>?
+    private var readTimer: NIOScheduledCallback?
     private var readTimerDeadline = NIODeadline.distantFuture
     private var writabilityWaiters: [UnsafeContinuation<Result<Void, SillyError>, Never>] = []
 
@@ -129,19 +129,18 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
         self.resumeReadingIfHeldBack()
     }
 
-    /// Makes sure the read timer fires no later than `deadline`.
+    /// Makes sure the read timer fires no later than `deadline`. The engine itself is the
+    /// callback's handler: arming it allocates no closure and no promise.
     private func armReadTimer(at deadline: NIODeadline) {
         if let timer = self.readTimer {
             if self.readTimerDeadline <= deadline { return }  // it fires first, then re-arms
             timer.cancel()
         }
         self.readTimerDeadline = deadline
-        self.readTimer = self.executor.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-            self.readTimerFired()
-        }
+        self.readTimer = try? self.executor.eventLoop.assumeIsolated().scheduleCallback(at: deadline, handler: self)
     }
 
-    private func readTimerFired() {
+    func handleScheduledCallback(eventLoop: some EventLoop) {
         self.readTimer = nil
         self.readTimerDeadline = .distantFuture
         guard let pending = self.pendingRead, let deadline = pending.deadline else { return }
