@@ -38,11 +38,17 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // What the command-line tools share: duration options.
+        .target(
+            name: "SillyCommandLine",
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "silly-echo",
             dependencies: [
                 "Silly",
                 "SillyEcho",
+                "SillyCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -63,6 +69,7 @@ let package = Package(
             dependencies: [
                 "Silly",
                 "SillyBench",
+                "SillyCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -78,10 +85,16 @@ let package = Package(
             dependencies: ["Silly"],
             path: "Benchmarks/EchoStep2"
         ),
+        .target(
+            name: "SillyTestSupport",
+            dependencies: ["Silly"],
+            path: "Tests/SillyTestSupport"
+        ),
         .testTarget(
             name: "SillyTests",
             dependencies: [
                 "Silly",
+                "SillyTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -90,6 +103,7 @@ let package = Package(
             name: "SillyEchoTests",
             dependencies: [
                 "Silly",
+                "SillyTestSupport",
                 "SillyEcho",
                 "silly-echo",
                 "silly-bench",

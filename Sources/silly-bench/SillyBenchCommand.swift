@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Silly
 import SillyBench
+import SillyCommandLine
 
 @main
 struct SillyBenchCommand: AsyncParsableCommand {
@@ -26,7 +27,7 @@ struct SillyBenchCommand: AsyncParsableCommand {
     var messages = 100
 
     @Option(help: "Run for this long instead (e.g. 10s, 500ms); each client keeps sending until then.")
-    var duration: String?
+    var duration: DurationArgument?
 
     @Option(help: "Bytes per message, the newline included (13 is the tutorial's \"test message\\n\").")
     var size = 13
@@ -35,10 +36,10 @@ struct SillyBenchCommand: AsyncParsableCommand {
     var pipeline = 1
 
     @Option(help: "Connect timeout (e.g. 5s).")
-    var connectTimeout = "5s"
+    var connectTimeout = DurationArgument(.seconds(5))
 
     @Option(help: "How long to wait for an echo before counting a timeout (e.g. 10s).")
-    var timeout = "10s"
+    var timeout = DurationArgument(.seconds(10))
 
     @Option(help: "Event-loop threads driving the clients. One leaves the other cores to the server.")
     var threads = 1
@@ -52,11 +53,6 @@ struct SillyBenchCommand: AsyncParsableCommand {
         guard self.size >= 2 else { throw ValidationError("--size must be at least 2 (a byte and the newline)") }
         guard self.pipeline > 0 else { throw ValidationError("--pipeline must be positive") }
         guard self.threads > 0 else { throw ValidationError("--threads must be positive") }
-        for (name, value) in [("--duration", self.duration), ("--connect-timeout", self.connectTimeout), ("--timeout", self.timeout)] {
-            if let value, Self.parseDuration(value) == nil {
-                throw ValidationError("\(name): '\(value)' is not a duration such as 10s, 500ms or 2m")
-            }
-        }
     }
 
     func run() async throws {
@@ -65,11 +61,11 @@ struct SillyBenchCommand: AsyncParsableCommand {
         configuration.address = self.addr
         configuration.clients = self.clients
         configuration.messages = self.messages
-        configuration.duration = self.duration.flatMap(Self.parseDuration)
+        configuration.duration = self.duration?.duration
         configuration.size = self.size
         configuration.pipeline = self.pipeline
-        configuration.connectTimeout = Self.parseDuration(self.connectTimeout)!
-        configuration.readTimeout = Self.parseDuration(self.timeout)!
+        configuration.connectTimeout = self.connectTimeout.duration
+        configuration.readTimeout = self.timeout.duration
         configuration.threads = self.threads
 
         let generator = LoadGenerator(configuration: configuration)
@@ -104,19 +100,5 @@ struct SillyBenchCommand: AsyncParsableCommand {
                 lastTime = now
             }
         }
-    }
-
-    /// `10s`, `500ms`, `2m`, `1h`, or a number of seconds.
-    static func parseDuration(_ text: String) -> Duration? {
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-        var number = Substring(text)
-        var scale = 1.0
-        for (suffix, factor) in units where text.hasSuffix(suffix) {
-            number = text.dropLast(suffix.count)
-            scale = factor
-            break
-        }
-        guard let value = Double(number), value >= 0, value.isFinite else { return nil }
-        return .nanoseconds(Int64(value * scale * 1e9))
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import ServiceLifecycle
 import Silly
+import SillyCommandLine
 import SillyEcho
 
 #if canImport(Glibc)
@@ -172,31 +173,3 @@ struct StandardError: TextOutputStream {
 extension EchoMode: ExpressibleByArgument {}
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
-
-/// A duration on the command line: `300s`, `5m`, `500ms`, `1h`, or a number of seconds.
-struct DurationArgument: ExpressibleByArgument, Sendable {
-    let duration: Duration
-
-    init(_ duration: Duration) {
-        self.duration = duration
-    }
-
-    init?(argument: String) {
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-        var number = Substring(argument)
-        var scale = 1.0
-        for (suffix, factor) in units where argument.hasSuffix(suffix) {
-            number = argument.dropLast(suffix.count)
-            scale = factor
-            break
-        }
-        guard let value = Double(number), value >= 0, value.isFinite else { return nil }
-        self.duration = .nanoseconds(Int64(value * scale * 1e9))
-    }
-
-    var defaultValueDescription: String {
-        let (seconds, attoseconds) = self.duration.components
-        if attoseconds == 0 { return "\(seconds)s" }
-        return "\(seconds * 1000 + attoseconds / 1_000_000_000_000_000)ms"
-    }
-}

@@ -1,5 +1,6 @@
 import Foundation
 import Silly
+import SillyTestSupport
 import Testing
 
 /// silly-bench, the built executable, against servers started in the test.

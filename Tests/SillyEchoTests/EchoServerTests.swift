@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import Silly
+import SillyTestSupport
 import Testing
 
 @Suite("silly-echo end to end: the built executable, driven as a user would")

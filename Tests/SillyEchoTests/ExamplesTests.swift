@@ -1,5 +1,6 @@
 import Foundation
 import Silly
+import SillyTestSupport
 import Testing
 
 /// The tutorial's programs in `Examples/Tutorial`, run as a reader of the README would.

@@ -1,5 +1,6 @@
 import Foundation
 import Silly
+import SillyTestSupport
 import Testing
 
 /// The real programs people point at an echo server. Skipped (with the tool named) when a tool is

@@ -1,10 +1,8 @@
 import Foundation
 import Silly
+import SillyTestSupport
 import Synchronization
 import Testing
-
-/// Every wait in a test is bounded by this, so a bug fails the test instead of hanging it.
-let patience: Duration = .seconds(20)
 
 /// A built executable of this package, beside the test bundle in the build folder.
 func builtExecutable(_ name: String) -> String {
@@ -102,23 +100,6 @@ final class TextBuffer: Sendable {
     }
 
     var text: String { self.storage.withLock { $0 } }
-}
-
-/// Polls `condition` until it holds, up to `patience`; returns whether it did.
-func eventually(_ condition: () async -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + patience
-    while ContinuousClock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return false
-}
-
-extension TCPConnection {
-    /// Reads a line as a String, failing the test rather than waiting forever.
-    func line() async throws -> String {
-        String(buffer: try await self.read(until: "\n", timeout: patience))
-    }
 }
 
 /// Outside programs the tests drive as a user would: `.ci/run` installs them and sets

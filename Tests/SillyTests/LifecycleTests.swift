@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import Silly
+import SillyTestSupport
 import Synchronization
 import Testing
 

@@ -1,5 +1,6 @@
 import NIOCore
 import Silly
+import SillyTestSupport
 import Testing
 
 @Suite("Reading: every read form over real sockets")

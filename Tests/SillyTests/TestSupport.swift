@@ -1,10 +1,8 @@
 import NIOCore
 import NIOPosix
 import Silly
+import SillyTestSupport
 import Testing
-
-/// Every wait in a test is bounded by this, so a bug fails the test instead of hanging it.
-let patience: Duration = .seconds(20)
 
 /// Starts a listener on an ephemeral loopback port, runs `body` with its address, then closes it.
 func withServer<T>(
@@ -61,23 +59,6 @@ final class Mailbox<Value: Sendable>: Sendable {
             return first
         }
     }
-}
-
-extension TCPConnection {
-    /// Reads a line as a String, failing the test rather than waiting forever.
-    func line() async throws -> String {
-        String(buffer: try await self.read(until: "\n", timeout: patience))
-    }
-}
-
-/// Polls `condition` until it holds, up to `patience`; returns whether it did.
-func eventually(_ condition: () async -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + patience
-    while ContinuousClock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return false
 }
 
 /// A raw NIO client for what the Silly API deliberately cannot do, like resetting a connection.

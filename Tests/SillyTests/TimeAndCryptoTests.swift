@@ -1,4 +1,5 @@
 import Silly
+import SillyTestSupport
 import Synchronization
 import Testing
 

@@ -1,5 +1,6 @@
 import NIOCore
 import Silly
+import SillyTestSupport
 import Testing
 
 @Suite("Writing, backpressure and flow control")
