@@ -7,8 +7,9 @@ import Synchronization
 /// The tutorial's stress test as a load generator: `clients` connections, each keeping
 /// `pipeline` lines in flight, every echoed byte checked, latency in an HdrHistogram.
 ///
-/// Each client is a task on an event loop of the shared group (all cores), with its connection
-/// on the same loop, so the client costs what the server costs: a read and a write per batch.
+/// Each client connects from a task on one of the generator's event loops, then runs its
+/// exchange from that loop through the callback-level API (``ClientDriver``): no task is resumed
+/// per echo, and the writes of a batch of socket events go out together.
 public struct LoadGenerator: Sendable {
     public let configuration: LoadConfiguration
     /// Echoes verified so far, by all clients: for a progress line.
@@ -46,7 +47,8 @@ public struct LoadGenerator: Sendable {
         return result
     }
 
-    /// One connection: send `pipeline` lines, then one more for each echo that comes back intact.
+    /// One connection: connect (in a task on its loop), then let a ``ClientDriver`` run the
+    /// exchange from the loop itself, and wait for its result.
     private func client(_ index: Int, deadline: NIODeadline?, group: any EventLoopGroup) async -> ClientResult {
         var result = ClientResult()
         let configuration = self.configuration
@@ -62,51 +64,120 @@ public struct LoadGenerator: Sendable {
             return result
         }
         result.connectMicroseconds = UInt64((NIODeadline.now() - connectStart).nanoseconds / 1000)
-
-        let line = ByteBuffer(bytes: configuration.line(for: index))
-        let total = deadline == nil ? configuration.messages : Int.max
-        let depth = max(1, configuration.pipeline)
-        var sentAt = [UInt64](repeating: 0, count: depth)  // a ring of send times
-        var sent = 0
-        var reported = 0
-        do throws(SillyError) {
-            while sent < min(depth, total) {
-                sentAt[sent % depth] = NIODeadline.now().uptimeNanoseconds
-                try await conn.write(line)
-                sent += 1
-            }
-            while result.messages < sent {
-                let echo = try await conn.read(count: line.readableBytes, timeout: configuration.readTimeout)
-                let now = NIODeadline.now()
-                guard echo == line else {
-                    result.errors.mismatch += 1
-                    break
-                }
-                result.latency.record((now.uptimeNanoseconds &- sentAt[result.messages % depth]) / 1000)
-                result.messages += 1
-                result.bytes += echo.readableBytes
-                if result.messages - reported >= 64 {
-                    self.progress.add(result.messages - reported)
-                    reported = result.messages
-                }
-                let timeIsUp = deadline.map { now >= $0 } ?? false
-                if sent < total && !timeIsUp {
-                    sentAt[sent % depth] = now.uptimeNanoseconds
-                    try await conn.write(line)
-                    sent += 1
-                }
-            }
-        } catch {
-            switch error {
-            case .timedOut: result.errors.timeout += 1
-            case .connectionReset: result.errors.reset += 1
-            case .endOfStream: result.errors.closed += 1
-            default: result.errors.other += 1
-            }
+        let driver = ClientDriver(
+            connection: conn, line: ByteBuffer(bytes: configuration.line(for: index)), configuration: configuration,
+            deadline: deadline, progress: self.progress, result: result)
+        return await withCheckedContinuation { continuation in
+            conn.eventLoop.execute { driver.start(continuation) }
         }
-        self.progress.add(result.messages - reported)
-        await conn.close()
-        return result
+    }
+}
+
+/// Runs one client's exchange on its connection's event loop, through the callback-level API:
+/// a task resumed per echo would cost the client as much as the server it measures.
+///
+/// Sends `pipeline` lines, then one more for each echo that comes back intact; checks every
+/// byte; records each round trip. Loop-confined: every method runs on the connection's loop.
+private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
+    // @unchecked: created in a task, then only touched on `connection.eventLoop`.
+    let connection: TCPConnection
+    let line: ByteBuffer
+    let readTimeout: TimeAmount
+    let deadline: NIODeadline?
+    let progress: LoadGenerator.Progress
+    let total: Int
+    var result: ClientResult
+    var sentAt: [UInt64]
+    var sent = 0
+    var reported = 0
+    var continuation: CheckedContinuation<ClientResult, Never>?
+
+    init(connection: TCPConnection, line: ByteBuffer, configuration: LoadConfiguration, deadline: NIODeadline?,
+         progress: LoadGenerator.Progress, result: ClientResult) {
+        self.connection = connection
+        self.line = line
+        self.readTimeout = configuration.readTimeout.nanoseconds
+        self.deadline = deadline
+        self.progress = progress
+        self.total = deadline == nil ? configuration.messages : Int.max
+        self.result = result
+        self.sentAt = [UInt64](repeating: 0, count: max(1, configuration.pipeline))
+    }
+
+    func start(_ continuation: CheckedContinuation<ClientResult, Never>) {
+        self.continuation = continuation
+        while self.sent < min(self.sentAt.count, self.total) {
+            guard self.send(at: .now()) else { return self.finish() }
+        }
+        self.pump()
+    }
+
+    /// Reads echoes for as long as they are already buffered; returns when one must be waited for.
+    private func pump() {
+        while self.result.messages < self.sent {
+            guard let echo = self.connection.tryRead(count: self.line.readableBytes, timeout: self.readTimeout, notifying: self)
+            else { return }
+            guard self.received(echo) else { return self.finish() }
+        }
+        self.finish()
+    }
+
+    func readCompleted(_ echo: Result<ByteBuffer, SillyError>) {
+        guard self.received(echo) else { return self.finish() }
+        self.pump()
+    }
+
+    /// Checks and records one echo, and sends the next line; false when the client must stop.
+    private func received(_ echo: Result<ByteBuffer, SillyError>) -> Bool {
+        let now = NIODeadline.now()
+        switch echo {
+        case .success(let bytes):
+            guard bytes == self.line else {
+                self.result.errors.mismatch += 1
+                return false
+            }
+            let depth = self.sentAt.count
+            self.result.latency.record((now.uptimeNanoseconds &- self.sentAt[self.result.messages % depth]) / 1000)
+            self.result.messages += 1
+            self.result.bytes += bytes.readableBytes
+            if self.result.messages - self.reported >= 64 {
+                self.progress.add(self.result.messages - self.reported)
+                self.reported = self.result.messages
+            }
+            let timeIsUp = self.deadline.map { now >= $0 } ?? false
+            if self.sent < self.total && !timeIsUp {
+                return self.send(at: now)
+            }
+            return true
+        case .failure(let error):
+            switch error {
+            case .timedOut: self.result.errors.timeout += 1
+            case .connectionReset: self.result.errors.reset += 1
+            case .endOfStream: self.result.errors.closed += 1
+            default: self.result.errors.other += 1
+            }
+            return false
+        }
+    }
+
+    private func send(at now: NIODeadline) -> Bool {
+        self.sentAt[self.sent % self.sentAt.count] = now.uptimeNanoseconds
+        do {
+            try self.connection.writeOnLoop(self.line)
+        } catch {
+            self.result.errors.other += 1
+            return false
+        }
+        self.sent += 1
+        return true
+    }
+
+    private func finish() {
+        guard let continuation = self.continuation else { return }
+        self.continuation = nil
+        self.progress.add(self.result.messages - self.reported)
+        self.connection.closeOnLoop()
+        continuation.resume(returning: self.result)
     }
 }
 

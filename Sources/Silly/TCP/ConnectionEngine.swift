@@ -9,13 +9,16 @@ import Darwin
 #endif
 
 /// Who is waiting for a read to complete. Each front end resumes its own kind of code here:
-/// the Swift API a task's continuation.
+/// the async API a task's continuation, callback-level front ends (a load generator, a script
+/// runtime) a handler object called on the loop.
 enum ReadWaiter {
     case task(UnsafeContinuation<Result<ByteBuffer, SillyError>, Never>)
+    case handler(any TCPReadHandler)
 
     func resume(with result: Result<ByteBuffer, SillyError>) {
         switch self {
         case .task(let continuation): continuation.resume(returning: result)
+        case .handler(let handler): handler.readCompleted(result)
         }
     }
 }

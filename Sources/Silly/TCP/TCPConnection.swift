@@ -25,6 +25,12 @@ public final class TCPConnection: @unchecked Sendable {
     /// (Read from the engine's executor, shared by every connection of the loop and immutable.)
     public var eventLoop: any EventLoop { self.loopEngine.executor.eventLoop }
 
+    /// The engine, for callers that are on `eventLoop` (asserted in debug builds).
+    var loopEngineOnLoop: ConnectionEngine {
+        self.eventLoop.assertInEventLoop()
+        return self.loopEngine
+    }
+
     /// The engine, for code running on `eventLoop`.
     private var engine: LoopEngine { LoopEngine(engine: self.loopEngine, eventLoop: self.eventLoop) }
 

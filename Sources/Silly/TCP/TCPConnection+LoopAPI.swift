@@ -1,0 +1,57 @@
+import NIOCore
+
+/// Receives, on the connection's event loop, the result of a read started with
+/// ``TCPConnection/tryRead(until:maxLength:timeout:notifying:)`` or
+/// ``TCPConnection/tryRead(count:timeout:notifying:)`` that could not complete at once.
+public protocol TCPReadHandler: AnyObject {
+    /// Called once per deferred read, on the connection's event loop.
+    func readCompleted(_ result: Result<ByteBuffer, SillyError>)
+}
+
+/// The callback-level front end: the same engine as the async API, for code that drives many
+/// connections from their event loop without a task each (a load generator, a script runtime).
+///
+/// Every call here must be made on ``TCPConnection/eventLoop`` (it is checked in debug builds).
+/// A read returns its result when the buffered bytes (or the stream's end) decide it now;
+/// otherwise it returns `nil` and calls the handler later, exactly once. Handlers that read again
+/// from `readCompleted` should loop on the returned results rather than recurse.
+extension TCPConnection {
+    /// Reads up to and including `delimiter`: now, or later through `handler`.
+    public func tryRead(
+        until delimiter: Delimiter,
+        maxLength: Int? = nil,
+        timeout: TimeAmount? = nil,
+        notifying handler: some TCPReadHandler
+    ) -> Result<ByteBuffer, SillyError>? {
+        self.tryRead(.line(delimiter, maxLength: maxLength), timeout: timeout, handler: handler)
+    }
+
+    /// Reads exactly `count` bytes: now, or later through `handler`.
+    public func tryRead(
+        count: Int,
+        timeout: TimeAmount? = nil,
+        notifying handler: some TCPReadHandler
+    ) -> Result<ByteBuffer, SillyError>? {
+        precondition(count >= 0, "a read count cannot be negative")
+        return self.tryRead(.count(count), timeout: timeout, handler: handler)
+    }
+
+    /// Queues `data`; it is flushed at the end of the current batch of event-loop work.
+    public func writeOnLoop(_ data: ByteBuffer) throws(SillyError) {
+        try self.loopEngineOnLoop.write(data)
+    }
+
+    /// Closes the connection, as ``TCPConnection/close()`` does.
+    public func closeOnLoop() {
+        self.loopEngineOnLoop.close()
+    }
+
+    private func tryRead(_ request: ReadRequest, timeout: TimeAmount?, handler: some TCPReadHandler) -> Result<ByteBuffer, SillyError>? {
+        let engine = self.loopEngineOnLoop
+        if let result = engine.read(request) {
+            return result
+        }
+        engine.wait(for: request, timeout: timeout, waiter: .handler(handler))
+        return nil
+    }
+}

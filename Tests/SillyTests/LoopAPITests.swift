@@ -1,0 +1,98 @@
+import NIOCore
+import Silly
+import SillyTestSupport
+import Testing
+
+/// An echo written against the callback-level API: reads complete at once while lines are
+/// buffered, and through `readCompleted` once they must be waited for.
+private final class LoopEcho: TCPReadHandler, @unchecked Sendable {
+    let connection: TCPConnection
+    var echoed: [String] = []
+    var done: CheckedContinuation<(lines: [String], end: SillyError), Never>?
+
+    init(_ connection: TCPConnection) {
+        self.connection = connection
+    }
+
+    func start(_ done: CheckedContinuation<(lines: [String], end: SillyError), Never>) {
+        self.done = done
+        self.pump()
+    }
+
+    func pump() {
+        while let result = self.connection.tryRead(until: "\n", notifying: self) {
+            guard self.handle(result) else { return }
+        }
+    }
+
+    func readCompleted(_ result: Result<ByteBuffer, SillyError>) {
+        if self.handle(result) { self.pump() }
+    }
+
+    private func handle(_ result: Result<ByteBuffer, SillyError>) -> Bool {
+        switch result {
+        case .success(let line):
+            self.echoed.append(String(buffer: line))
+            do {
+                try self.connection.writeOnLoop(line)
+                return true
+            } catch {
+                self.done?.resume(returning: (self.echoed, error))
+                return false
+            }
+        case .failure(let error):
+            self.done?.resume(returning: (self.echoed, error))
+            self.done = nil
+            return false
+        }
+    }
+}
+
+@Suite("The callback-level API beneath the async one")
+struct LoopAPITests {
+    @Test("tryRead/writeOnLoop echo lines, buffered ones at once and the rest through the handler")
+    func callbackEcho() async throws {
+        let outcome = Mailbox<(lines: [String], end: SillyError)>()
+        try await withServer(accept: { conn in
+            let echo = LoopEcho(conn)
+            let result = await withCheckedContinuation { continuation in
+                conn.eventLoop.execute { echo.start(continuation) }
+            }
+            outcome.send(result)
+        }) { address in
+            let client = try await TCP.connect(address)
+            try await client.write("one\ntwo\n")  // buffered together: the second read completes at once
+            #expect(try await client.line() == "one\n")
+            #expect(try await client.line() == "two\n")
+            try await Task.sleep(for: .milliseconds(20))
+            try await client.write("three\n")  // arrives while a read waits: readCompleted
+            #expect(try await client.line() == "three\n")
+            await client.close()
+            let result = await outcome.next()
+            #expect(result?.lines == ["one\n", "two\n", "three\n"])
+            #expect(result?.end == .endOfStream)
+        }
+    }
+
+    @Test("a deferred read with a timeout reports timedOut through the handler")
+    func callbackTimeout() async throws {
+        final class Probe: TCPReadHandler, @unchecked Sendable {
+            let box = Mailbox<Result<ByteBuffer, SillyError>>()
+            func readCompleted(_ result: Result<ByteBuffer, SillyError>) { self.box.send(result) }
+        }
+        let probe = Probe()
+        let finished = Mailbox<Void>()
+        try await withServer(accept: { conn in
+            conn.eventLoop.execute {
+                #expect(conn.tryRead(count: 10, timeout: .milliseconds(50), notifying: probe) == nil)
+            }
+            _ = await finished.next()  // keep the connection open until the test has its answer
+        }) { address in
+            let client = try await TCP.connect(address)
+            let result = await probe.box.next()
+            #expect(result.map { if case .failure(.timedOut) = $0 { true } else { false } } == true)
+            finished.send(())
+            await client.close()
+        }
+    }
+}
