@@ -54,7 +54,9 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
     /// starved), then flushes the connections they wrote to.
     private func drain() {
         self.drainScheduled = false
-        var jobs = self.spareRunQueue
+        // Swap the queues (no copy): jobs enqueued while these run go to the spare one.
+        var jobs: [UnownedJob] = []
+        swap(&jobs, &self.spareRunQueue)
         swap(&jobs, &self.runQueue)
         self.isRunningJobs = true
         let executor = self.asUnownedTaskExecutor()
@@ -67,8 +69,9 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
         self.flushPending()
     }
 
-    /// Queues `engine` to be flushed at the end of the current job (or, outside a job, at the end
-    /// of this event-loop tick). Called on the loop by the first unflushed write of a batch.
+    /// Queues `engine` to be flushed when the jobs being drained have run (or, written outside a
+    /// drain — from a callback-level front end — at the end of this batch of event-loop work).
+    /// Called on the loop by the first unflushed write of a batch.
     func scheduleFlush(_ engine: ConnectionEngine) {
         self.pendingFlushes.append(engine)
         if !self.isRunningJobs && self.pendingFlushes.count == 1 {
@@ -76,8 +79,7 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
         }
     }
 
-    /// Flushes every connection written to since the last flush. Front ends that resume
-    /// their own code on the loop (the Lua runtime) call it after each resumption.
+    /// Flushes every connection written to since the last flush.
     func flushPending() {
         // Indexed, not iterated: a flush may run code that queues another engine.
         var index = 0

@@ -24,7 +24,8 @@ enum ReadWaiter {
 }
 
 /// The per-connection engine: every byte of a connection passes through here, whichever front end
-/// (the async ``TCPConnection`` or a script runtime) drives it.
+/// drives it — the async API of ``TCPConnection``, or its callback-level API (`tryRead`,
+/// `writeOnLoop`) for code that runs on the loop without a task per connection.
 ///
 /// The per-message path, top to bottom:
 /// 1. `channelRead` appends the socket's bytes to the ``ReceiveBuffer`` (no copy when it was empty).
@@ -32,7 +33,7 @@ enum ReadWaiter {
 ///    its task runs once SwiftNIO has handled the current batch of socket events. A read the
 ///    buffer already satisfies (``read(_:)``) returns without waiting at all.
 /// 3. `write` queues in the channel and asks the loop's ``EventLoopExecutor`` to flush this
-///    connection once, when the current job ends: one `writev` per batch of writes.
+///    connection once the handlers resumed in this batch have run: one `write(2)` per batch.
 ///
 /// Invariants: everything here runs on the channel's event loop. At most one read waits at a time
 /// (`pendingRead`), and it is resumed exactly once: with data, an error or a timeout.
