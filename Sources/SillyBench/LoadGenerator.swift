@@ -11,10 +11,12 @@ import Synchronization
 /// exchange from that loop through the callback-level API (``ClientDriver``): no task is resumed
 /// per echo, and the writes of a batch of socket events go out together.
 public struct LoadGenerator: Sendable {
+    /// What the run does.
     public let configuration: LoadConfiguration
     /// Echoes verified so far, by all clients: for a progress line.
     public let progress = Progress()
 
+    /// A generator for `configuration`; nothing starts until ``run()``.
     public init(configuration: LoadConfiguration) {
         self.configuration = configuration
     }
@@ -23,6 +25,7 @@ public struct LoadGenerator: Sendable {
     public final class Progress: Sendable {
         private let count = Atomic<Int>(0)
         func add(_ n: Int) { self.count.add(n, ordering: .relaxed) }
+        /// Echoes verified so far.
         public var messages: Int { self.count.load(ordering: .relaxed) }
     }
 

@@ -15,8 +15,10 @@ public struct ErrorCounts: Sendable, Codable, Equatable {
     /// Other failures (a write refused, an unexpected error).
     public var other = 0
 
+    /// No errors.
     public init() {}
 
+    /// Every error, of any kind.
     public var total: Int { self.connect + self.reset + self.timeout + self.closed + self.mismatch + self.other }
 
     mutating func add(_ other: ErrorCounts) {
@@ -40,6 +42,7 @@ struct ClientResult: Sendable {
 
 /// The outcome of a run: counts, rates, latency percentiles (microseconds), errors by kind.
 public struct LoadResult: Sendable {
+    /// What was run.
     public var configuration: LoadConfiguration
     /// Echoes received and verified.
     public var messages = 0
@@ -47,8 +50,11 @@ public struct LoadResult: Sendable {
     public var bytes = 0
     /// From the first connect to the last client's end, on a monotonic clock.
     public var elapsed: Duration = .zero
+    /// Round-trip time of each verified echo, in microseconds.
     public var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+    /// Time to connect, per client, in microseconds.
     public var connect = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+    /// What went wrong, by kind.
     public var errors = ErrorCounts()
 
     init(configuration: LoadConfiguration) {
@@ -63,11 +69,13 @@ public struct LoadResult: Sendable {
         self.errors.add(client.errors)
     }
 
+    /// `elapsed` in seconds.
     public var seconds: Double {
         let (whole, fraction) = self.elapsed.components
         return Double(whole) + Double(fraction) / 1e18
     }
 
+    /// Verified echoes per second.
     public var messagesPerSecond: Double { self.seconds > 0 ? Double(self.messages) / self.seconds : 0 }
     /// Echoed megabytes (10^6 bytes) per second.
     public var megabytesPerSecond: Double { self.seconds > 0 ? Double(self.bytes) / self.seconds / 1e6 : 0 }

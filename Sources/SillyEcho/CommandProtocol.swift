@@ -21,6 +21,7 @@ public enum CommandProtocol {
 
     /// The answer to one line.
     public struct Reply: Equatable, Sendable {
+        /// The bytes to send.
         public var text: ByteBuffer
         /// Close the connection after sending `text`.
         public var quits: Bool

@@ -15,6 +15,7 @@ public enum EchoMode: String, Sendable, CaseIterable {
 public struct EchoConfiguration: Sendable {
     /// Where to listen: any address form `TCP.listen` takes.
     public var address = "127.0.0.1:9999"
+    /// How lines are answered.
     public var mode = EchoMode.line
     /// Close a connection after this long without a line (or, in raw mode, a byte); `nil`: never.
     public var idleTimeout: Duration? = .seconds(300)
@@ -29,6 +30,7 @@ public struct EchoConfiguration: Sendable {
     /// The kernel's queue of connections not yet accepted.
     public var backlog = 4096
 
+    /// The defaults `silly-echo` shows in `--help`.
     public init() {}
 
     /// The connection limits the core applies: lines bounded by `maxLineLength`, and reading

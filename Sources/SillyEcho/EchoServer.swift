@@ -12,6 +12,7 @@ import Synchronization
 /// shutdown stops accepting, lets open connections finish what they have received within
 /// `shutdownGrace`, closes the rest and logs the totals.
 public final class EchoServer: Service, Sendable {
+    /// What the server was told.
     public let configuration: EchoConfiguration
     /// The server's totals, updated as connections close.
     public let statistics = ServerStatistics()
@@ -26,6 +27,7 @@ public final class EchoServer: Service, Sendable {
         case ended
     }
 
+    /// A server that logs to `logger`; nothing listens until ``run()``.
     public init(configuration: EchoConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger

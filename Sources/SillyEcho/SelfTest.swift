@@ -4,10 +4,14 @@ import Silly
 /// The tutorial's built-in test clients: each connects, sends `messages` random 5-letter lines
 /// `interval` apart, and checks that every echo matches what it sent.
 public struct SelfTest: Sendable {
+    /// How many clients run at once.
     public var clients = 3
+    /// Lines each client sends.
     public var messages = 5
+    /// Pause between a client's lines.
     public var interval: Duration = .seconds(1)
 
+    /// The tutorial's defaults: 3 clients × 5 lines, a second apart.
     public init(clients: Int = 3, messages: Int = 5, interval: Duration = .seconds(1)) {
         self.clients = clients
         self.messages = messages

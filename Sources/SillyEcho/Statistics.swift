@@ -2,10 +2,14 @@ import Synchronization
 
 /// One connection's traffic, kept by its handler and logged when it closes.
 public struct ConnectionStatistics: Sendable, Equatable {
+    /// Bytes of the messages received.
     public var bytesReceived = 0
+    /// Bytes of the replies queued.
     public var bytesSent = 0
+    /// Messages answered.
     public var messages = 0
 
+    /// Nothing counted yet.
     public init() {}
 
     /// Counts one message of `received` bytes answered with `sent` bytes.
@@ -62,11 +66,17 @@ public final class ServerStatistics: Sendable {
 
     /// The server's totals at one moment (connections that are still open count when they close).
     public struct Snapshot: Sendable, Equatable, CustomStringConvertible {
+        /// Connections open now.
         public var open: Int
+        /// Connections admitted since start.
         public var accepted: Int
+        /// Connections turned away by `maxConnections`.
         public var rejected: Int
+        /// Bytes received on closed connections.
         public var bytesReceived: Int
+        /// Bytes sent on closed connections.
         public var bytesSent: Int
+        /// Messages answered on closed connections.
         public var messages: Int
 
         public var description: String {
