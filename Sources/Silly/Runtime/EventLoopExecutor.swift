@@ -1,5 +1,4 @@
 import NIOCore
-import NIOPosix
 import Synchronization
 
 /// A `TaskExecutor` that runs jobs on one SwiftNIO event loop, and flushes the writes they queued.
@@ -103,10 +102,5 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
             executors[key] = executor
             return executor
         }
-    }
-
-    /// The executor of the loop the caller runs on, if it runs on one.
-    static var current: EventLoopExecutor? {
-        MultiThreadedEventLoopGroup.currentEventLoop.map { Self.for($0) }
     }
 }
