@@ -22,6 +22,55 @@ struct EchoServerTests {
         #expect(await server.stop() == 0)
     }
 
+    @Test("logs carry a timestamp and a level, start with the open-file limit, and --log-level filters them")
+    func logging() async throws {
+        let verbose = try ServerProcess([])
+        _ = try await verbose.address()
+        let first = try #require(verbose.log.split(separator: "\n").first)
+        #expect(first.contains(" info silly-echo: "), "log line: \(first)")
+        #expect(first.contains("Open-file limit: "))
+        #expect(first.first?.isNumber == true)  // an ISO 8601 timestamp leads the line
+        #expect(await verbose.stop() == 0)
+
+        let quiet = try ServerProcess(["--log-level", "warning"])
+        let conn = try await TCP.connect(try await Self.address(fromNetstatOf: quiet))
+        try await conn.write("hi\n")
+        #expect(try await conn.line() == "hi\n")
+        await conn.close()
+        #expect(await quiet.stop() == 0)
+        #expect(!quiet.log.contains("Accept connection"))
+        #expect(!quiet.log.contains(" info "))
+    }
+
+    /// The port of a server whose "Listening on" line is filtered out, from /proc/net/tcp.
+    static func address(fromNetstatOf server: ServerProcess) async throws -> String {
+        let pid = server.process.processIdentifier
+        var port: Int?
+        _ = await eventually {
+            port = Self.listeningPort(of: pid)
+            return port != nil
+        }
+        return "127.0.0.1:\(try #require(port))"
+    }
+
+    /// The TCP port `pid` listens on, from its socket inodes and /proc/net/tcp.
+    static func listeningPort(of pid: Int32) -> Int? {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        let inodes = Set(fds.compactMap { fd -> String? in
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
+                target.hasPrefix("socket:[") else { return nil }
+            return String(target.dropFirst(8).dropLast())
+        })
+        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return nil }
+        for line in table.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: " ")
+            // fields: sl local_address rem_address st ... inode (index 9); st 0A is LISTEN
+            guard fields.count > 9, fields[3] == "0A", inodes.contains(String(fields[9])) else { continue }
+            return Int(fields[1].split(separator: ":")[1], radix: 16)
+        }
+        return nil
+    }
+
     @Test("the connection counter is exact under concurrency; totals are logged at shutdown")
     func counterAndTotals() async throws {
         let server = try ServerProcess(["--stats-interval", "100ms"])
