@@ -1,3 +1,4 @@
+import NIOPosix
 import Silly
 import SillyTestSupport
 import Synchronization
@@ -19,10 +20,13 @@ struct TimeAndCryptoTests {
     @Test("a cancelled timer never fires, and cancelling reports it")
     func cancelledTimer() async throws {
         let count = Atomic<Int>(0)
-        let timers = (0..<50).map { _ in Time.after(.milliseconds(40)) { count.add(1, ordering: .relaxed) } }
+        // All on one loop, whose timers fire in deadline order: once the later witness has fired,
+        // every cancelled timer would have. A second is ample time to cancel even on a loaded machine.
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let timers = (0..<50).map { _ in Time.after(.seconds(1), on: loop) { count.add(1, ordering: .relaxed) } }
         for timer in timers { #expect(timer.cancel()) }
         let witness = Mailbox<Void>()
-        Time.after(.milliseconds(200)) { witness.send(()) }
+        Time.after(.milliseconds(1100), on: loop) { witness.send(()) }
         _ = await witness.next()
         #expect(count.load(ordering: .relaxed) == 0)
         #expect(timers.allSatisfy { !$0.hasFired })
