@@ -10,7 +10,8 @@ struct BenchTests {
 
     /// Runs silly-bench with `arguments` (plus `--json`) to its end; returns its exit status and figures.
     static func run(_ arguments: [String]) async throws -> (status: Int32, figures: [String: Any]) {
-        let process = try ServerProcess(arguments + ["--json"], addPort: false, executable: Self.bench)
+        // A generous echo timeout: a loaded test machine must not turn into counted timeouts.
+        let process = try ServerProcess(arguments + ["--json", "--timeout", "60s"], addPort: false, executable: Self.bench)
         let status = try #require(await process.exitStatus(), "silly-bench did not finish")
         let data = Data(process.log.utf8)
         let figures = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any], "not JSON: \(process.log)")
@@ -53,7 +54,7 @@ struct BenchTests {
         let (status, figures) = try await Self.run(["--addr", "127.0.0.1:\(listener.port)", "--clients", "3", "--messages", "20"])
         #expect(status == 1)
         let errors = try #require(figures["errors"] as? [String: Any])
-        #expect(errors["mismatch"] as? Int == 3)
+        #expect(errors["mismatch"] as? Int == 3, "figures: \(figures)")
         #expect(figures["messages"] as? Int == 3 * 6)
         await listener.close()
     }
@@ -66,7 +67,7 @@ struct BenchTests {
         let (status, figures) = try await Self.run(["--addr", "127.0.0.1:\(listener.port)", "--clients", "5", "--messages", "100"])
         #expect(status == 1)
         let errors = try #require(figures["errors"] as? [String: Any])
-        #expect((errors["closed"] as? Int ?? 0) + (errors["reset"] as? Int ?? 0) == 5)
+        #expect((errors["closed"] as? Int ?? 0) + (errors["reset"] as? Int ?? 0) == 5, "figures: \(figures)")
         #expect(figures["messages"] as? Int == 50)
         await listener.close()
     }

@@ -170,10 +170,9 @@ struct EchoServerTests {
 
     @Test("an idle connection is closed after --idle-timeout, and the log says why")
     func idleTimeout() async throws {
-        let server = try ServerProcess(["--idle-timeout", "1s"])
+        // No data at all: the close cannot race a line, however loaded the machine is.
+        let server = try ServerProcess(["--idle-timeout", "300ms"])
         let conn = try await TCP.connect(try await server.address())
-        try await conn.write("still here\n")
-        #expect(try await conn.line() == "still here\n")
         await #expect(throws: SillyError.endOfStream) { try await conn.read(until: "\n", timeout: patience) }
         #expect(await server.waitForLog("Idle timeout ["))
         #expect(await server.waitForLog("(idle timeout)"))
