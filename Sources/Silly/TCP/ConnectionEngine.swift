@@ -62,8 +62,18 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     /// One timer per connection serves every read's timeout: a read only records its deadline,
     /// and the timer, when it fires early, re-arms for the waiting read's deadline. So a read
     /// loop with a timeout costs a clock read per line, not a scheduled task.
-    private var readTimer: NIOScheduledCallback?
-    private var readTimerDeadline = NIODeadline.distantFuture
+    /// Boxed, so that a connection whose reads have no timeout keeps 8 bytes for it, not 57.
+    private var readTimer: ArmedTimer?
+
+    private final class ArmedTimer {
+        let callback: NIOScheduledCallback
+        let deadline: NIODeadline
+
+        init(callback: NIOScheduledCallback, deadline: NIODeadline) {
+            self.callback = callback
+            self.deadline = deadline
+        }
+    }
     private var writabilityWaiters: [UnsafeContinuation<Result<Void, SillyError>, Never>] = []
 
     /// The peer will send nothing more (EOF, reset, or the channel closed).
@@ -137,16 +147,15 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     /// callback's handler: arming it allocates no closure and no promise.
     private func armReadTimer(at deadline: NIODeadline) {
         if let timer = self.readTimer {
-            if self.readTimerDeadline <= deadline { return }  // it fires first, then re-arms
-            timer.cancel()
+            if timer.deadline <= deadline { return }  // it fires first, then re-arms
+            timer.callback.cancel()
         }
-        self.readTimerDeadline = deadline
-        self.readTimer = try? self.executor.eventLoop.assumeIsolated().scheduleCallback(at: deadline, handler: self)
+        self.readTimer = (try? self.executor.eventLoop.assumeIsolated().scheduleCallback(at: deadline, handler: self))
+            .map { ArmedTimer(callback: $0, deadline: deadline) }
     }
 
     func handleScheduledCallback(eventLoop: some EventLoop) {
         self.readTimer = nil
-        self.readTimerDeadline = .distantFuture
         guard let pending = self.pendingRead, let deadline = pending.deadline else { return }
         if deadline <= .now() {
             self.pendingRead = nil
@@ -344,7 +353,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
         self.inputEnded = true
         self.channelClosed = true
         self.serveWaitingRead()
-        self.readTimer?.cancel()
+        self.readTimer?.callback.cancel()
         self.readTimer = nil
         self.resumeWritabilityWaiters(with: .failure(self.writeError ?? .endOfStream))
         context.fireChannelInactive()
