@@ -183,18 +183,17 @@ struct ReadTests {
     func oneReaderAtATime() async throws {
         let results = Mailbox<SillyError?>()
         try await withServer(accept: { conn in
-            // Forked on the connection's own (serial) loop: it parks its read before this task's
-            // sleep ends, whatever the machine's load.
-            let firstLine = Mailbox<ByteBuffer?>()
-            Tasks.fork(on: conn.eventLoop) { firstLine.send(try? await conn.read(until: "\n")) }
-            try await Task.sleep(for: .milliseconds(20))
+            // The handler runs on the connection's loop: park a first read through the
+            // callback-level API (synchronously, no timing involved), then try a second one.
+            let firstLine = LineProbe()
+            #expect(conn.tryRead(until: "\n", notifying: firstLine) == nil)
             do {
                 _ = try await conn.read(until: "\n")
                 results.send(nil)
             } catch let error as SillyError {
                 results.send(error)
             }
-            if let line = await firstLine.next() ?? nil {
+            if case .success(let line) = await firstLine.results.next() {
                 try await conn.write(line)
             }
         }) { address in
@@ -204,5 +203,14 @@ struct ReadTests {
             #expect(try await client.line() == "still fine\n")
             await client.close()
         }
+    }
+}
+
+/// A `TCPReadHandler` that hands its result to the test.
+final class LineProbe: TCPReadHandler, Sendable {
+    let results = Mailbox<Result<ByteBuffer, SillyError>>()
+
+    func readCompleted(_ result: Result<ByteBuffer, SillyError>) {
+        self.results.send(result)
     }
 }
