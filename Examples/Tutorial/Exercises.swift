@@ -123,7 +123,7 @@ enum StressTest {
             return await group.reduce(0, +)
         }
         let elapsed = ContinuousClock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed / .seconds(1)
         print("Completed: \(totalMessages) messages, elapsed \(String(format: "%.3f", seconds)) seconds, \(String(format: "%.2f", Double(totalMessages) / seconds)) msg/s")
     }
 }

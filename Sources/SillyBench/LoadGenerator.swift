@@ -34,7 +34,7 @@ public struct LoadGenerator: Sendable {
     public func run() async -> LoadResult {
         var result = LoadResult(configuration: self.configuration)
         let start = ContinuousClock.now
-        let deadline = self.configuration.duration.map { NIODeadline.now() + $0.nanoseconds }
+        let deadline = self.configuration.duration.map { NIODeadline.now() + TimeAmount($0) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, self.configuration.threads))
         defer { group.shutdownGracefully { _ in } }
         let clients: [Task<ClientResult, Never>] = (0..<self.configuration.clients).map { index in
@@ -99,7 +99,7 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
          progress: LoadGenerator.Progress, result: ClientResult) {
         self.connection = connection
         self.line = line
-        self.readTimeout = configuration.readTimeout.nanoseconds
+        self.readTimeout = TimeAmount(configuration.readTimeout)
         self.deadline = deadline
         self.progress = progress
         self.total = deadline == nil ? configuration.messages : Int.max
@@ -181,12 +181,5 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
         self.progress.add(self.result.messages - self.reported)
         self.connection.closeOnLoop()
         continuation.resume(returning: self.result)
-    }
-}
-
-extension Duration {
-    var nanoseconds: TimeAmount {
-        let (seconds, attoseconds) = self.components
-        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 }

@@ -10,7 +10,7 @@ public enum LoadReport {
     /// The human summary.
     public static func text(_ result: LoadResult) -> String {
         let c = result.configuration
-        let run = c.duration.map { "for \(Self.seconds($0)) s" } ?? "\(c.messages) messages each"
+        let run = c.duration.map { String(format: "for %g s", $0 / .seconds(1)) } ?? "\(c.messages) messages each"
         var lines = [
             "silly-bench: \(c.clients) clients, \(run), \(c.size) bytes per message, pipeline \(c.pipeline), against \(c.address)",
             String(format: "  messages     %d verified in %.3f s", result.messages, result.seconds),
@@ -32,11 +32,6 @@ public enum LoadReport {
     private static func summary(_ histogram: Histogram<UInt64>) -> String {
         (["min \(histogram.min)"] + Self.percentiles.map { "\($0.label) \(histogram.valueAtPercentile($0.value))" }
             + ["max \(histogram.max)"]).joined(separator: "  ")
-    }
-
-    private static func seconds(_ duration: Duration) -> String {
-        let (whole, fraction) = duration.components
-        return String(format: "%g", Double(whole) + Double(fraction) / 1e18)
     }
 
     /// The figures as JSON, for scripts.
@@ -73,7 +68,7 @@ public enum LoadReport {
         let document = Document(
             address: c.address, clients: c.clients,
             messagesPerClient: c.duration == nil ? c.messages : nil,
-            durationSeconds: c.duration.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 },
+            durationSeconds: c.duration.map { $0 / .seconds(1) },
             size: c.size, pipeline: c.pipeline, messages: result.messages, bytes: result.bytes,
             elapsedSeconds: result.seconds, messagesPerSecond: result.messagesPerSecond,
             megabytesPerSecond: result.megabytesPerSecond,

@@ -70,10 +70,7 @@ public struct LoadResult: Sendable {
     }
 
     /// `elapsed` in seconds.
-    public var seconds: Double {
-        let (whole, fraction) = self.elapsed.components
-        return Double(whole) + Double(fraction) / 1e18
-    }
+    public var seconds: Double { self.elapsed / .seconds(1) }
 
     /// Verified echoes per second.
     public var messagesPerSecond: Double { self.seconds > 0 ? Double(self.messages) / self.seconds : 0 }

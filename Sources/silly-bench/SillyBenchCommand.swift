@@ -91,7 +91,7 @@ struct SillyBenchCommand: AsyncParsableCommand {
                 let done = generator.progress.messages
                 let now = ContinuousClock.now
                 let interval = now - lastTime
-                let seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+                let seconds = interval / .seconds(1)
                 let rate = seconds > 0 ? Double(done - last) / seconds : 0
                 let of = total.map { "/\($0)" } ?? ""
                 let line = String(format: "\r\u{1B}[K%d%@ messages, %.0f msg/s", done, of, rate)

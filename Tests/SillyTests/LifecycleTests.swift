@@ -148,6 +148,30 @@ struct LifecycleTests {
         }
     }
 
+    @Test("stopReading ends the input here: what is buffered is still read, then endOfStream; writing still works")
+    func stopReading() async throws {
+        let results = Mailbox<Result<String, SillyError>>()
+        try await withServer(accept: { conn in
+            results.send(.success(try await conn.readString(until: "\n")))
+            await conn.stopReading()
+            results.send(.success(try await conn.readString(until: "\n")))  // the buffered rest
+            do {
+                _ = try await conn.read(until: "\n")
+            } catch let error as SillyError {
+                results.send(.failure(error))
+            }
+            try await conn.write("still writable\n")
+        }) { address in
+            let client = try await TCP.connect(address)
+            try await client.write("a\nb")  // one segment: "b" is buffered when input stops
+            #expect(await results.next() == .success("a\n"))
+            #expect(await results.next() == .success("b"))
+            #expect(await results.next() == .failure(.endOfStream))
+            #expect(try await client.line() == "still writable\n")
+            await client.close()
+        }
+    }
+
     @Test("close() sends what was written before it")
     func closeFlushes() async throws {
         let payload = String(repeating: "0123456789abcdef", count: 64 * 1024)  // 1 MiB, more than a socket buffer

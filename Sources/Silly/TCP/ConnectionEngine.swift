@@ -95,7 +95,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
         self.executor = executor
         self.maxLineLength = options.maxLineLength
         self.sendQueueLimit = options.sendQueueLimit
-        self.closeLinger = options.closeLinger.timeAmount
+        self.closeLinger = TimeAmount(options.closeLinger)
         self.receiveLimit = options.receiveLimit ?? .max
     }
 

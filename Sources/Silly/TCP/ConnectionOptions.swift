@@ -19,11 +19,3 @@ public struct ConnectionOptions: Sendable {
     /// The defaults: 64 KiB lines, no receive limit, a 4 MiB send queue.
     public init() {}
 }
-
-extension Duration {
-    /// The same span as a SwiftNIO `TimeAmount`.
-    var timeAmount: TimeAmount {
-        let (seconds, attoseconds) = self.components
-        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}

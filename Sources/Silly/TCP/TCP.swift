@@ -84,7 +84,7 @@ public enum TCP {
         let target = try HostAndPort(parsing: address)
         let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? group.next()
         let bootstrap = ClientBootstrap(group: loop)
-            .connectTimeout(timeout.timeAmount)
+            .connectTimeout(TimeAmount(timeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelOption(.writeBufferWaterMark, value: options.waterMark)

@@ -38,16 +38,16 @@ extension TCPConnection {
 
     /// Queues `data`; it is flushed at the end of the current batch of event-loop work.
     public func writeOnLoop(_ data: ByteBuffer) throws(SillyError) {
-        try self.loopEngineOnLoop.write(data)
+        try self.engine.value.write(data)
     }
 
     /// Closes the connection, as ``TCPConnection/close()`` does.
     public func closeOnLoop() {
-        self.loopEngineOnLoop.close()
+        self.engine.value.close()
     }
 
     private func tryRead(_ request: ReadRequest, timeout: TimeAmount?, handler: some TCPReadHandler) -> Result<ByteBuffer, SillyError>? {
-        let engine = self.loopEngineOnLoop
+        let engine = self.engine.value
         if let result = engine.read(request) {
             return result
         }

@@ -25,14 +25,8 @@ public final class TCPConnection: @unchecked Sendable {
     /// (Read from the engine's executor, shared by every connection of the loop and immutable.)
     public var eventLoop: any EventLoop { self.loopEngine.executor.eventLoop }
 
-    /// The engine, for callers that are on `eventLoop` (asserted in debug builds).
-    var loopEngineOnLoop: ConnectionEngine {
-        self.eventLoop.assertInEventLoop()
-        return self.loopEngine
-    }
-
-    /// The engine, for code running on `eventLoop`.
-    private var engine: LoopEngine { LoopEngine(engine: self.loopEngine, eventLoop: self.eventLoop) }
+    /// The engine, for code running on `eventLoop` (`.value` asserts it in debug builds).
+    var engine: LoopEngine { LoopEngine(engine: self.loopEngine, eventLoop: self.eventLoop) }
 
     /// The peer's address, as `IP:port`.
     public var remoteAddress: Endpoint? { Endpoint(self.channel.remoteAddress) }
@@ -89,7 +83,7 @@ public final class TCPConnection: @unchecked Sendable {
             return try result.get()
         }
         if Task.isCancelled { throw .cancelled }
-        return try await self.waitForRead(request, timeout: timeout?.timeAmount, onLoop: onLoop)
+        return try await self.waitForRead(request, timeout: timeout.map(TimeAmount.init), onLoop: onLoop)
     }
 
     /// Suspends until the engine decides the read. Cancelling the task is noticed when a read
@@ -203,7 +197,7 @@ public final class TCPConnection: @unchecked Sendable {
     }
 
     /// Hands the engine to closures that run on the loop (`execute`), asserting that in debug builds.
-    private struct LoopEngine: @unchecked Sendable {
+    struct LoopEngine: @unchecked Sendable {
         let engine: ConnectionEngine
         let eventLoop: any EventLoop
 

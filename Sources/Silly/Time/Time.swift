@@ -13,7 +13,7 @@ public enum Time {
         fileprivate init() {}
 
         fileprivate func schedule(on loop: any EventLoop, after delay: Duration, _ body: @escaping @Sendable () async -> Void) {
-            let task = loop.scheduleTask(in: delay.timeAmount) { [self] in
+            let task = loop.scheduleTask(in: TimeAmount(delay)) { [self] in
                 guard self.claim(.fired) else { return }
                 Task(executorPreference: EventLoopExecutor.for(loop)) { await body() }
             }
