@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "silly-bench", targets: ["silly-bench"]),
         .executable(name: "silly-step2-echo", targets: ["SillyStep2Echo"]),
         .executable(name: "silly-examples", targets: ["SillyExamples"]),
+        .executable(name: "silly", targets: ["SillyScript"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -84,6 +85,36 @@ let package = Package(
             name: "SillyStep2Echo",
             dependencies: ["Silly"],
             path: "Benchmarks/EchoStep2"
+        ),
+        // Lua 5.4 from Debian (liblua5.4-dev), for the `silly` script runtime only: the Silly
+        // library and everything else build without it.
+        .systemLibrary(
+            name: "CLua",
+            pkgConfig: "lua5.4",
+            providers: [.apt(["liblua5.4-dev"])]
+        ),
+        // The C side of the binding: the API's macros, and the trampoline through which Swift
+        // functions raise errors and yield without a longjmp over Swift frames.
+        .target(name: "CLuaShim", dependencies: ["CLua"]),
+        // The runtime: one Lua state on one event loop, a coroutine per connection and task.
+        .target(
+            name: "SillyLua",
+            dependencies: [
+                "Silly",
+                "CLua",
+                "CLuaShim",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "SillyScript",
+            dependencies: [
+                "SillyLua",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Sources/silly"
         ),
         .target(
             name: "SillyTestSupport",

@@ -33,39 +33,21 @@ public enum TCP {
         logger: Logger = Logger(label: "silly.tcp"),
         accept: @escaping @Sendable (TCPConnection) async throws -> Void
     ) async throws(SillyError) -> TCPListener {
-        let bindAddress = try HostAndPort(parsing: address).resolve(defaultHost: "0.0.0.0", original: address)
         let handler = ConnectionHandler(accept: accept, logger: logger)
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: Int32(clamping: backlog))
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            // Drain the accept queue on every wakeup: a burst of connects must not overflow it.
-            .serverChannelOption(.maxMessagesPerRead, value: 1024)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .childChannelOption(.writeBufferWaterMark, value: options.waterMark)
-            .childChannelOption(.recvAllocator, value: Self.receiveAllocator)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let connection = try Self.attachEngine(to: channel, options: options)
-                    let executor = EventLoopExecutor.for(channel.eventLoop)
-                    // The closure's frame is allocated with the task and lives as long as the
-                    // connection: it holds only the connection and the shared handler.
-                    Task(executorPreference: executor) {
-                        do {
-                            try await handler.accept(connection)
-                        } catch {
-                            handler.log(error, from: connection)
-                        }
-                        await connection.close()
-                    }
+        let bound = Self.bind(address, backlog: backlog, options: options, group: group) { connection in
+            let executor = EventLoopExecutor.for(connection.eventLoop)
+            // The closure's frame is allocated with the task and lives as long as the
+            // connection: it holds only the connection and the shared handler.
+            Task(executorPreference: executor) {
+                do {
+                    try await handler.accept(connection)
+                } catch {
+                    handler.log(error, from: connection)
                 }
+                await connection.close()
             }
-        do {
-            let channel = try await bootstrap.bind(to: bindAddress).get()
-            return TCPListener(channel: channel, localAddress: Endpoint(channel.localAddress) ?? Endpoint(ip: "?", port: 0))
-        } catch {
-            throw Self.bindError(error, address: address)
         }
+        return try await Self.result(of: bound)
     }
 
     /// Connects to `address` (same forms as `listen`; no host means 127.0.0.1).
@@ -81,9 +63,69 @@ public enum TCP {
         options: ConnectionOptions = ConnectionOptions(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws(SillyError) -> TCPConnection {
-        let target = try HostAndPort(parsing: address)
         let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? group.next()
-        let bootstrap = ClientBootstrap(group: loop)
+        return try await Self.result(of: Self.connect(address, timeout: timeout, options: options, on: loop))
+    }
+
+    // MARK: Callback level
+
+    /// Listens on `address` and calls `accept` on the listener's event loop for each connection,
+    /// once it is active: the callback-level front end's `listen`, for code that drives its
+    /// connections from the loop without a task each (a script runtime).
+    ///
+    /// With one event loop as `group`, the listener and every connection share that loop.
+    /// The future fails with the errors ``listen(_:backlog:options:group:logger:accept:)`` throws.
+    public static func bind(
+        _ address: String,
+        backlog: Int = 4096,
+        options: ConnectionOptions = ConnectionOptions(),
+        group: any EventLoopGroup,
+        accept: @escaping @Sendable (TCPConnection) -> Void
+    ) -> EventLoopFuture<TCPListener> {
+        let loop = group.next()
+        let bindAddress: SocketAddress
+        do {
+            bindAddress = try HostAndPort(parsing: address).resolve(defaultHost: "0.0.0.0", original: address)
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: Int32(clamping: backlog))
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Drain the accept queue on every wakeup: a burst of connects must not overflow it.
+            .serverChannelOption(.maxMessagesPerRead, value: 1024)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(.writeBufferWaterMark, value: options.waterMark)
+            .childChannelOption(.recvAllocator, value: Self.receiveAllocator)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let connection = try Self.attachEngine(to: channel, options: options)
+                    // The channel becomes active once this initializer's future completes (in
+                    // the same turn of the loop); the handler must not write before that.
+                    channel.eventLoop.assumeIsolated().execute { accept(connection) }
+                }
+            }
+        return bootstrap.bind(to: bindAddress).flatMapErrorThrowing { error in
+            throw Self.bindError(error, address: address)
+        }.map { channel in
+            TCPListener(channel: channel, localAddress: Endpoint(channel.localAddress) ?? Endpoint(ip: "?", port: 0))
+        }
+    }
+
+    /// Connects to `address` from `eventLoop`, where the connection then lives: the
+    /// callback-level front end's `connect`. `localAddress` (`"IP:port"`, port 0 for any) binds the
+    /// connecting socket first. The future fails with the errors
+    /// ``connect(_:timeout:options:group:)`` throws.
+    public static func connect(
+        _ address: String,
+        timeout: Duration = .seconds(10),
+        localAddress: String? = nil,
+        options: ConnectionOptions = ConnectionOptions(),
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<TCPConnection> {
+        let target: HostAndPort
+        var bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(TimeAmount(timeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.allowRemoteHalfClosure, value: true)
@@ -94,23 +136,41 @@ public enum TCP {
                     _ = try Self.attachEngine(to: channel, options: options)
                 }
             }
-        let host = target.host ?? "127.0.0.1"
         do {
-            let channel: any Channel
-            if let literal = try? SocketAddress(ipAddress: host, port: target.port) {
-                channel = try await bootstrap.connect(to: literal).get()
-            } else {
-                channel = try await bootstrap.connect(host: host, port: target.port).get()
+            target = try HostAndPort(parsing: address)
+            if let localAddress {
+                let local = try HostAndPort(parsing: localAddress)
+                bootstrap = bootstrap.bind(to: try local.resolve(defaultHost: "0.0.0.0", original: localAddress))
             }
-            return try await channel.eventLoop.submit {
-                try channel.pipeline.syncOperations.handler(type: ConnectionEngine.self)
-            }.map { TCPConnection(channel: channel, engine: $0) }.get()
         } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+        let host = target.host ?? "127.0.0.1"
+        let connected: EventLoopFuture<any Channel>
+        if let literal = try? SocketAddress(ipAddress: host, port: target.port) {
+            connected = bootstrap.connect(to: literal)
+        } else {
+            connected = bootstrap.connect(host: host, port: target.port)
+        }
+        return connected.flatMapThrowing { channel in
+            // The channel is active on `eventLoop`: its pipeline can be read synchronously.
+            let engine = try channel.pipeline.syncOperations.handler(type: ConnectionEngine.self)
+            return TCPConnection(channel: channel, engine: engine)
+        }.flatMapErrorThrowing { error in
             throw Self.connectError(error, address: address)
         }
     }
 
     // MARK: Internals
+
+    /// Awaits a future of this file, whose failures are all ``SillyError``s.
+    private static func result<Value: Sendable>(of future: EventLoopFuture<Value>) async throws(SillyError) -> Value {
+        do {
+            return try await future.get()
+        } catch {
+            throw ConnectionEngine.describe(error)
+        }
+    }
 
     /// Receive buffers start at the minimum (an idle connection keeps one in NIO's pool) and grow
     /// quickly for bulk traffic.

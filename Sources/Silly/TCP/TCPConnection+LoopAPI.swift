@@ -41,9 +41,30 @@ extension TCPConnection {
         try self.engine.value.write(data)
     }
 
+    /// Copies `bytes` into a buffer of the channel's allocator and queues it, as ``writeOnLoop(_:)``.
+    public func writeOnLoop(bytes: UnsafeRawBufferPointer) throws(SillyError) {
+        var buffer = self.channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        try self.engine.value.write(buffer)
+    }
+
     /// Closes the connection, as ``TCPConnection/close()`` does.
     public func closeOnLoop() {
         self.engine.value.close()
+    }
+
+    /// The number of received bytes not yet read.
+    public var unreadBytesOnLoop: Int { self.engine.value.unreadBytes }
+
+    /// The number of written bytes not yet handed to the kernel.
+    public var unsentBytesOnLoop: Int { self.engine.value.unsentBytes }
+
+    /// Whether the connection is open and was not closed by this side.
+    public var isAliveOnLoop: Bool { self.engine.value.isAlive }
+
+    /// Sets the receive limit, as ``TCPConnection/setReceiveLimit(_:)`` does.
+    public func setReceiveLimitOnLoop(_ bytes: Int?) {
+        self.engine.value.setReceiveLimit(bytes)
     }
 
     private func tryRead(_ request: ReadRequest, timeout: TimeAmount?, handler: some TCPReadHandler) -> Result<ByteBuffer, SillyError>? {

@@ -13,7 +13,7 @@ public final class TCPConnection: @unchecked Sendable {
     // again on every access and store the loop a second time in each idle connection.)
 
     // Every idle connection keeps one of these: it holds no more than it must.
-    private let channel: any Channel
+    let channel: any Channel
     private let loopEngine: ConnectionEngine
 
     init(channel: any Channel, engine: ConnectionEngine) {

@@ -19,6 +19,14 @@ public final class TCPListener: Sendable {
         try? await self.channel.close()
     }
 
+    /// Stops accepting, without waiting: the callback-level form of ``close()``.
+    public func closeNow() {
+        self.channel.close(promise: nil)
+    }
+
+    /// Completes when the listening socket is closed.
+    public var closeFuture: EventLoopFuture<Void> { self.channel.closeFuture }
+
     /// Returns once the listening socket is closed.
     public func waitUntilClosed() async {
         try? await self.channel.closeFuture.get()

@@ -1,0 +1,36 @@
+#ifndef SILLY_CLUA_SHIM_H
+#define SILLY_CLUA_SHIM_H
+
+// What Swift needs of Lua's C API beyond what it imports directly: the API's macros as functions,
+// and the trampoline that lets a Swift function raise an error or yield without a longjmp ever
+// crossing a Swift frame (both leave the C function by longjmp; see DESIGN-NOTES).
+
+typedef struct lua_State lua_State;
+
+/// A function of the host (Swift) that Lua calls through the trampoline. It checks its
+/// arguments with non-raising calls and returns what the trampoline should do:
+/// n >= 0: return the n values on top of the stack; SILLY_HOST_YIELD: yield the coroutine
+/// (the host resumes it later with its results); SILLY_HOST_ERROR: raise the message on top.
+typedef int (*silly_host_function)(lua_State *L);
+
+#define SILLY_HOST_YIELD (-1)
+#define SILLY_HOST_ERROR (-2)
+
+/// Pushes `function` as a Lua function, wrapped in the trampoline.
+void silly_pushhostfunction(lua_State *L, silly_host_function function);
+
+/// Resumes `co`, suspended by a host function's SILLY_HOST_YIELD, with `nargs` values pushed
+/// on it; `action` says what that host function does with them, as its return value would:
+/// n >= 0 returns the top n of them, SILLY_HOST_ERROR raises the top one.
+int silly_resume(lua_State *co, int nargs, int action, int *nresults);
+
+int silly_registryindex(void);
+void silly_pop(lua_State *L, int n);
+void silly_remove(lua_State *L, int index);
+int silly_isyieldable(lua_State *L);
+/// The pointer-sized space Lua keeps with every thread (copied from the main thread).
+void **silly_extraspace(lua_State *L);
+/// `luaL_traceback` of `co`, with `message`, pushed on `L`.
+void silly_traceback(lua_State *L, lua_State *co, const char *message);
+
+#endif

@@ -1,0 +1,53 @@
+#include "CLuaShim.h"
+
+#include <lua.h>
+#include <lauxlib.h>
+
+/// Continues a host function that yielded: the values `silly_resume` passed are on the stack,
+/// with the action on top.
+static int silly_continue(lua_State *L, int status, lua_KContext context) {
+    (void)status;
+    (void)context;
+    int action = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (action == SILLY_HOST_ERROR) {
+        // Raised where the script called the function: "script.lua:12: message".
+        luaL_where(L, 1);
+        lua_insert(L, -2);
+        lua_concat(L, 2);
+        return lua_error(L);
+    }
+    return action;
+}
+
+static int silly_trampoline(lua_State *L) {
+    silly_host_function function = (silly_host_function)lua_touserdata(L, lua_upvalueindex(1));
+    int action = function(L);
+    if (action >= 0) {
+        return action;
+    }
+    if (action == SILLY_HOST_YIELD) {
+        return lua_yieldk(L, 0, 0, silly_continue);
+    }
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
+void silly_pushhostfunction(lua_State *L, silly_host_function function) {
+    lua_pushlightuserdata(L, (void *)function);
+    lua_pushcclosure(L, silly_trampoline, 1);
+}
+
+int silly_resume(lua_State *co, int nargs, int action, int *nresults) {
+    lua_pushinteger(co, action);
+    return lua_resume(co, NULL, nargs + 1, nresults);
+}
+
+int silly_registryindex(void) { return LUA_REGISTRYINDEX; }
+void silly_pop(lua_State *L, int n) { lua_pop(L, n); }
+void silly_remove(lua_State *L, int index) { lua_remove(L, index); }
+int silly_isyieldable(lua_State *L) { return lua_isyieldable(L); }
+void **silly_extraspace(lua_State *L) { return (void **)lua_getextraspace(L); }
+void silly_traceback(lua_State *L, lua_State *co, const char *message) { luaL_traceback(L, co, message, 0); }

@@ -1,0 +1,365 @@
+import CLua
+import CLuaShim
+import NIOCore
+import Silly
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The `silly` script runtime: one Lua state, driven from one event loop (a Lua state is not
+/// thread-safe, so it is only ever touched on `eventLoop`), a coroutine per connection and per
+/// task.
+///
+/// Every entry from the loop into Lua — data for a waiting read, a timer, a finished connect —
+/// resumes a task through ``resume(_:with:)``. A task resumed while another runs (closing a
+/// connection wakes its reader) waits in `ready` until the running one yields, so coroutines
+/// never nest and Lua's C stack stays flat.
+///
+/// The process ends when nothing is left that could run Lua again: no task alive or sleeping,
+/// no listener open, no timer pending.
+public final class LuaRuntime {
+    let state: OpaquePointer
+    let eventLoop: any EventLoop
+    let connectionOptions: ConnectionOptions
+    private let exitCode: EventLoopPromise<Int32>
+
+    /// The task running now, if any: the only one whose host calls may yield.
+    private(set) var current: LuaTask?
+    /// Tasks to resume once the one running yields, in order.
+    private var ready = CircularBuffer<(LuaTask, Wakeup)>()
+    /// Tasks are being run: a resume now waits in `ready`.
+    private var isDispatching = false
+    private var liveTasks = 0
+    private var stopped = false
+    private var terminating = false
+
+    private var listeners: [ObjectIdentifier: LuaListener] = [:]
+    private var connections: [ObjectIdentifier: LuaConnection] = [:]
+    private var timers: [Int: LuaTimer] = [:]
+    private var nextTimerID = 1
+
+    /// Creates the state, opens the standard libraries and registers the silly modules.
+    /// `exitCode` completes with the process's exit status when the runtime is done.
+    public init(eventLoop: any EventLoop, connectionOptions: ConnectionOptions = ConnectionOptions(), exitCode: EventLoopPromise<Int32>) {
+        self.eventLoop = eventLoop
+        self.connectionOptions = connectionOptions
+        self.exitCode = exitCode
+        self.state = luaL_newstate()
+        luaL_openlibs(self.state)
+        // Host functions find the runtime here; every coroutine inherits the pointer.
+        silly_extraspace(self.state).pointee = Unmanaged.passUnretained(self).toOpaque()
+        Modules.register(in: self)
+    }
+
+    /// The runtime of a host function's state.
+    static func of(_ state: OpaquePointer) -> LuaRuntime {
+        Unmanaged<LuaRuntime>.fromOpaque(silly_extraspace(state).pointee!).takeUnretainedValue()
+    }
+
+    // MARK: Starting
+
+    /// Loads `script` and runs it as the first task, with `arguments` as its `...` and in Lua's
+    /// usual `arg` table. Fails with the loader's message ("cannot open x.lua", a syntax error
+    /// with its file and line).
+    public func start(script: String, arguments: [String]) throws(ScriptError) {
+        let stack = LuaStack(self.state)
+        lua_createtable(self.state, Int32(arguments.count), 2)
+        stack.push("silly")
+        lua_rawseti(self.state, -2, -1)
+        stack.push(script)
+        lua_rawseti(self.state, -2, 0)
+        for (index, argument) in arguments.enumerated() {
+            stack.push(argument)
+            lua_rawseti(self.state, -2, lua_Integer(index + 1))
+        }
+        lua_setglobal(self.state, "arg")
+
+        guard luaL_loadfilex(self.state, script, nil) == LUA_OK else {
+            let message = stack.describe(at: -1)
+            stack.pop()
+            throw ScriptError(message: message)
+        }
+        let task = self.newTask(stack)
+        lua_xmove(self.state, task.thread, 1)
+        let mainStack = LuaStack(task.thread)
+        for argument in arguments { mainStack.push(argument) }
+        self.resume(task, with: .start(arguments: Int32(arguments.count)))
+    }
+
+    // MARK: Tasks
+
+    /// Makes a coroutine, anchored, and counts it alive. Its function is pushed by the caller.
+    func newTask(_ stack: LuaStack) -> LuaTask {
+        let thread = lua_newthread(stack.state)!
+        let task = LuaTask(thread: thread, anchor: stack.anchor())
+        self.liveTasks += 1
+        return task
+    }
+
+    /// Starts a task that runs the anchored function `function` with the values `push` leaves on
+    /// its stack.
+    func spawn(_ function: Int32, connection: LuaConnection? = nil, arguments push: (LuaStack) -> Int32) {
+        let task = self.newTask(LuaStack(self.state))
+        task.connection = connection
+        let stack = LuaStack(task.thread)
+        stack.pushAnchored(function)
+        let count = push(stack)
+        self.resume(task, with: .start(arguments: count))
+    }
+
+    /// Whether the host function running on `state` may yield: it runs in the current task's
+    /// own coroutine (not a coroutine the script made inside it), outside any call that cannot
+    /// yield (a metamethod, a `table.sort` comparator).
+    func canWait(_ state: OpaquePointer) -> LuaTask? {
+        guard let task = self.current, task.thread == state, silly_isyieldable(state) != 0 else { return nil }
+        return task
+    }
+
+    /// The message for a host call that must wait where it cannot.
+    static let cannotWait = "cannot wait here: call it from a silly task (an accept handler, task.fork, a timer), not from a coroutine it made or a metamethod"
+
+    /// Resumes `task` with `wakeup` now or, while tasks are being run, right after them.
+    func resume(_ task: LuaTask, with wakeup: Wakeup) {
+        guard !self.stopped else { return }
+        if self.isDispatching {
+            self.ready.append((task, wakeup))
+            return
+        }
+        self.isDispatching = true
+        self.run(task, wakeup)
+        // What the task woke or forked runs now, before control goes back to the loop.
+        while !self.ready.isEmpty && !self.stopped {
+            let (next, nextWakeup) = self.ready.removeFirst()
+            self.run(next, nextWakeup)
+        }
+        self.isDispatching = false
+        self.exitIfIdle()
+    }
+
+    private func run(_ task: LuaTask, _ wakeup: Wakeup) {
+        self.current = task
+        task.isWaiting = false
+        var results: Int32 = 0
+        let status = self.deliver(wakeup, to: task, results: &results)
+        self.current = nil
+        switch status {
+        case LUA_YIELD:
+            if !task.isWaiting {
+                // A bare `coroutine.yield(...)`: drop what it yielded, run it again later.
+                silly_pop(task.thread, results)
+                self.ready.append((task, .yielded))
+            }
+        case LUA_OK:
+            self.finish(task)
+        default:
+            self.report(task)
+            self.finish(task)
+        }
+    }
+
+    /// Pushes the wakeup's results onto the task's stack and resumes it.
+    private func deliver(_ wakeup: Wakeup, to task: LuaTask, results: inout Int32) -> Int32 {
+        let thread = task.thread
+        let stack = LuaStack(thread)
+        lua_checkstack(thread, 4)
+        switch wakeup {
+        case .start(let arguments):
+            return lua_resume(thread, nil, arguments, &results)
+        case .yielded:
+            return lua_resume(thread, nil, 0, &results)
+        case .timerFired:
+            return silly_resume(thread, 0, 0, &results)
+        case .read(.success(let data)):
+            stack.push(data)
+            return silly_resume(thread, 1, 1, &results)
+        case .read(.failure(let error)):
+            stack.pushNil()
+            stack.push(error.description)
+            return silly_resume(thread, 2, 2, &results)
+        case .connected(.success(let connection)):
+            LuaConnection.push(self.adopt(connection), on: stack)
+            return silly_resume(thread, 1, 1, &results)
+        case .connected(.failure(let error)):
+            stack.pushNil()
+            stack.push(error.description)
+            return silly_resume(thread, 2, 2, &results)
+        case .listening(.success(let listener), let accept):
+            let wrapped = LuaListener(listener: listener, accept: accept)
+            self.listeners[ObjectIdentifier(wrapped)] = wrapped
+            listener.closeFuture.assumeIsolated().whenComplete { _ in self.listenerClosed(wrapped) }
+            wrapped.push(on: stack)
+            return silly_resume(thread, 1, 1, &results)
+        case .listening(.failure(let error), let accept):
+            LuaStack(self.state).release(accept)
+            stack.push(error.description)
+            return silly_resume(thread, 1, SILLY_HOST_ERROR, &results)
+        }
+    }
+
+    private func finish(_ task: LuaTask) {
+        if let connection = task.connection {
+            task.connection = nil
+            self.close(connection)
+        }
+        LuaStack(self.state).release(task.anchor)
+        self.liveTasks -= 1
+    }
+
+    /// Prints a task's error with its traceback, as `lua` does; the other tasks go on.
+    private func report(_ task: LuaTask) {
+        let stack = LuaStack(self.state)
+        let message = LuaStack(task.thread).describe(at: -1)
+        silly_traceback(self.state, task.thread, message)
+        let text = stack.describe(at: -1)
+        stack.pop()
+        StandardError.write("silly: \(text)\n")
+    }
+
+    // MARK: Connections and listeners
+
+    /// Wraps a connection for the script and tracks it until it is closed.
+    func adopt(_ connection: TCPConnection) -> LuaConnection {
+        let wrapped = LuaConnection(connection: connection, runtime: self)
+        self.connections[ObjectIdentifier(wrapped)] = wrapped
+        return wrapped
+    }
+
+    /// A connection object was collected: close the connection if the script left it open.
+    func collected(_ connection: LuaConnection) {
+        if self.connections[ObjectIdentifier(connection)] != nil {
+            self.close(connection)
+        }
+    }
+
+    func close(_ connection: LuaConnection) {
+        connection.connection.closeOnLoop()
+        self.connections[ObjectIdentifier(connection)] = nil
+    }
+
+    /// A listener accepted `connection`: its handler runs in a task of its own.
+    func accept(_ connection: TCPConnection, handler: Int32) {
+        guard !self.terminating else {
+            connection.closeOnLoop()
+            return
+        }
+        let wrapped = self.adopt(connection)
+        self.spawn(handler, connection: wrapped) { stack in
+            LuaConnection.push(wrapped, on: stack)
+            return 1
+        }
+    }
+
+    private func listenerClosed(_ listener: LuaListener) {
+        guard self.listeners.removeValue(forKey: ObjectIdentifier(listener)) != nil else { return }
+        LuaStack(self.state).release(listener.accept)
+        self.exitIfIdle()
+    }
+
+    // MARK: Timers
+
+    /// Runs the anchored `function` with the anchored `argument` in a new task after `delay`.
+    func after(_ delay: TimeAmount, function: Int32, argument: Int32) -> Int {
+        let id = self.nextTimerID
+        self.nextTimerID += 1
+        let scheduled = self.eventLoop.assumeIsolated().scheduleTask(in: delay) {
+            guard let timer = self.timers.removeValue(forKey: id) else { return }
+            self.spawn(timer.function) { stack in
+                stack.pushAnchored(timer.argument)
+                return 1
+            }
+            self.release(timer)
+        }
+        self.timers[id] = LuaTimer(scheduled: scheduled, function: function, argument: argument)
+        return id
+    }
+
+    /// Cancels a pending timer; `false` if it already fired or was cancelled.
+    func cancelTimer(_ id: Int) -> Bool {
+        guard let timer = self.timers.removeValue(forKey: id) else { return false }
+        timer.scheduled.cancel()
+        self.release(timer)
+        return true
+    }
+
+    private func release(_ timer: LuaTimer) {
+        let stack = LuaStack(self.state)
+        stack.release(timer.function)
+        stack.release(timer.argument)
+    }
+
+    /// Resumes `task` after `delay`.
+    func sleep(_ task: LuaTask, for delay: TimeAmount) {
+        task.isWaiting = true
+        self.eventLoop.assumeIsolated().scheduleTask(in: delay) {
+            self.resume(task, with: .timerFired)
+        }
+    }
+
+    // MARK: Ending
+
+    private func exitIfIdle() {
+        guard !self.stopped, !self.isDispatching else { return }
+        if self.liveTasks == 0 && self.listeners.isEmpty && self.timers.isEmpty {
+            self.exit(0)
+        }
+    }
+
+    /// Ends the runtime at once: nothing more runs, and the process exits with `code` (the
+    /// script's `silly.exit`). Connections are closed; what was written to them is flushed.
+    func exit(_ code: Int32) {
+        guard !self.stopped else { return }
+        self.stopped = true
+        for listener in self.listeners.values { listener.listener.closeNow() }
+        for connection in self.connections.values { connection.connection.closeOnLoop() }
+        self.connections = [:]
+        self.exitCode.succeed(code)
+    }
+
+    /// SIGINT or SIGTERM: stop accepting, close every connection (their handlers see
+    /// "active closed" and finish), drop pending timers; exit once the tasks have ended, or after
+    /// `grace` if some still run (a sleeping client, say). A second request exits at once.
+    public func terminate(grace: TimeAmount = .seconds(2)) {
+        guard !self.terminating else {
+            self.exit(0)
+            return
+        }
+        self.terminating = true
+        for listener in self.listeners.values { listener.listener.closeNow() }
+        for connection in self.connections.values { self.close(connection) }
+        for id in Array(self.timers.keys) { _ = self.cancelTimer(id) }
+        self.eventLoop.assumeIsolated().scheduleTask(in: grace) { self.exit(0) }
+        self.exitIfIdle()
+    }
+}
+
+/// Unbuffered writes to the standard error, for errors the user must see even if the process
+/// ends right after.
+public enum StandardError {
+    public static func write(_ text: String) {
+        var text = text
+        text.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = Glibc.write(STDERR_FILENO, bytes.baseAddress! + offset, bytes.count - offset)
+                if written <= 0 { return }
+                offset += written
+            }
+        }
+    }
+}
+
+/// A script that cannot be loaded: the message names the file (and line, for a syntax error).
+public struct ScriptError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { self.message }
+}
+
+/// A pending `time.after`: what it runs, anchored until it fires or is cancelled.
+struct LuaTimer {
+    let scheduled: Scheduled<Void>
+    let function: Int32
+    let argument: Int32
+}

@@ -1,0 +1,189 @@
+import CLua
+import CLuaShim
+import NIOCore
+import Silly
+
+/// A connection as a script sees it — `conn:read`, `conn:write`, `conn.remoteaddr` — over the
+/// core's callback-level API: the same engine, receive buffer and write batching as the async
+/// Swift API, no second copy of the per-message path.
+///
+/// The per-message path, top to bottom: `conn:read("\n")` calls ``read(_:)``, which asks the
+/// engine (`tryRead`). A line already buffered is pushed as a Lua string and returned, no yield.
+/// Otherwise the task yields; when the engine has the line it calls ``readCompleted(_:)`` from
+/// `channelRead`, and the runtime resumes the task with it right there. `conn:write` queues the
+/// bytes in the channel; the engine flushes once per batch of socket events.
+///
+/// In Lua a connection is a table `{ remoteaddr = "IP:port", [1] = handle }` whose metatable
+/// holds the methods, so scripts may add fields of their own; the handle is a userdata that
+/// keeps this object alive and closes a connection the script dropped without closing it.
+final class LuaConnection: TCPReadHandler {
+    let connection: TCPConnection
+    unowned let runtime: LuaRuntime
+    /// The task waiting for a read.
+    private var reader: LuaTask?
+
+    init(connection: TCPConnection, runtime: LuaRuntime) {
+        self.connection = connection
+        self.runtime = runtime
+    }
+
+    static let metatable = "silly.conn"
+    static let handleMetatable = "silly.conn.handle"
+
+    /// Pushes the script's object for `connection`.
+    static func push(_ connection: LuaConnection, on stack: LuaStack) {
+        let state = stack.state
+        lua_createtable(state, 1, 1)
+        let handle = lua_newuserdatauv(state, MemoryLayout<UnsafeMutableRawPointer?>.size, 0)!
+        handle.storeBytes(of: Unmanaged.passRetained(connection).toOpaque(), as: UnsafeMutableRawPointer?.self)
+        luaL_setmetatable(state, Self.handleMetatable)
+        lua_rawseti(state, -2, 1)
+        stack.push(connection.connection.remoteAddress?.description ?? "?")
+        stack.setField(-2, "remoteaddr")
+        luaL_setmetatable(state, Self.metatable)
+    }
+
+    /// The connection whose object is argument 1 (the method's `self`).
+    static func this(_ stack: LuaStack) -> LuaConnection? {
+        guard stack.type(at: 1) == LUA_TTABLE else { return nil }
+        lua_rawgeti(stack.state, 1, 1)
+        defer { stack.pop() }
+        guard let handle = luaL_testudata(stack.state, -1, Self.handleMetatable),
+            let object = handle.load(as: UnsafeMutableRawPointer?.self)
+        else { return nil }
+        return Unmanaged<LuaConnection>.fromOpaque(object).takeUnretainedValue()
+    }
+
+    // MARK: Methods
+
+    static let methods: KeyValuePairs<String, silly_host_function> = [
+        "read": { method($0!, "read") { $0.read($1) } },
+        "write": { method($0!, "write") { $0.write($1) } },
+        "close": { method($0!, "close") { $0.close($1) } },
+        "unreadbytes": { method($0!, "unreadbytes") { $1.push($0.connection.unreadBytesOnLoop); return 1 } },
+        "unsentbytes": { method($0!, "unsentbytes") { $1.push($0.connection.unsentBytesOnLoop); return 1 } },
+        "isalive": { method($0!, "isalive") { $1.push($0.connection.isAliveOnLoop); return 1 } },
+        "limit": { method($0!, "limit") { $0.limit($1) } },
+    ]
+
+    private static func method(_ state: OpaquePointer, _ name: String, _ body: (LuaConnection, LuaStack) -> Int32) -> Int32 {
+        let stack = LuaStack(state)
+        guard let connection = Self.this(stack) else {
+            return stack.raise("bad self to '\(name)' (connection expected; call it as conn:\(name)(...))")
+        }
+        return body(connection, stack)
+    }
+
+    /// `conn:read(delimiter or count [, timeout-ms])`: the data, or `nil, error`.
+    private func read(_ stack: LuaStack) -> Int32 {
+        var timeout: TimeAmount?
+        if !stack.isNone(at: 3) {
+            guard let milliseconds = stack.number(at: 3), milliseconds >= 0 else {
+                return stack.argumentError(2, "read", "timeout in milliseconds expected")
+            }
+            timeout = .nanoseconds(Int64(milliseconds * 1_000_000))
+        }
+        guard let task = self.runtime.canWait(stack.state) else { return stack.raise(LuaRuntime.cannotWait) }
+        let result: Result<ByteBuffer, SillyError>?
+        switch stack.type(at: 2) {
+        case LUA_TSTRING:
+            guard let delimiter = stack.bytes(at: 2).flatMap(Delimiter.init) else {
+                return stack.argumentError(1, "read", "delimiter must not be empty")
+            }
+            result = self.connection.tryRead(until: delimiter, timeout: timeout, notifying: self)
+        case LUA_TNUMBER:
+            guard let count = stack.integer(at: 2), count >= 0 else {
+                return stack.argumentError(1, "read", "byte count must be a non-negative integer")
+            }
+            result = self.connection.tryRead(count: Int(count), timeout: timeout, notifying: self)
+        default:
+            return stack.argumentError(1, "read", "delimiter string or byte count expected")
+        }
+        guard let result else {
+            task.isWaiting = true
+            self.reader = task
+            return SILLY_HOST_YIELD
+        }
+        switch result {
+        case .success(let data):
+            stack.push(data)
+            return 1
+        case .failure(let error):
+            stack.pushNil()
+            stack.push(error.description)
+            return 2
+        }
+    }
+
+    func readCompleted(_ result: Result<ByteBuffer, SillyError>) {
+        guard let task = self.reader else { return }
+        self.reader = nil
+        self.runtime.resume(task, with: .read(result))
+    }
+
+    /// `conn:write(data)`, data a string or an array of strings: `true`, or `false, error`.
+    private func write(_ stack: LuaStack) -> Int32 {
+        do throws(SillyError) {
+            switch stack.type(at: 2) {
+            case LUA_TSTRING, LUA_TNUMBER:
+                try self.connection.writeOnLoop(bytes: stack.bytes(at: 2)!)
+            case LUA_TTABLE:
+                let count = lua_rawlen(stack.state, 2)
+                var buffer = ByteBuffer()
+                for index in 1..<(lua_Integer(count) + 1) {
+                    let type = lua_rawgeti(stack.state, 2, index)
+                    guard type == LUA_TSTRING || type == LUA_TNUMBER, let bytes = stack.bytes(at: -1) else {
+                        stack.pop()
+                        return stack.argumentError(1, "write", "element \(index) is not a string")
+                    }
+                    buffer.writeBytes(bytes)
+                    stack.pop()
+                }
+                try self.connection.writeOnLoop(buffer)
+            default:
+                return stack.argumentError(1, "write", "string or array of strings expected")
+            }
+        } catch {
+            stack.push(false)
+            stack.push(error.description)
+            return 2
+        }
+        stack.push(true)
+        return 1
+    }
+
+    /// `conn:close()`: a read waiting in another task returns `nil, "active closed"`.
+    private func close(_ stack: LuaStack) -> Int32 {
+        self.runtime.close(self)
+        return 0
+    }
+
+    /// `conn:limit(bytes)`: stop reading from the socket while this many bytes wait unread;
+    /// `conn:limit()` or `conn:limit(nil)` removes the limit.
+    private func limit(_ stack: LuaStack) -> Int32 {
+        if stack.isNone(at: 2) {
+            self.connection.setReceiveLimitOnLoop(nil)
+            return 0
+        }
+        guard let bytes = stack.integer(at: 2), bytes > 0 else {
+            return stack.argumentError(1, "limit", "positive byte count expected")
+        }
+        self.connection.setReceiveLimitOnLoop(Int(bytes))
+        return 0
+    }
+
+    // MARK: Collection
+
+    /// The handle's `__gc`: releases this object; a connection the script dropped while open
+    /// is closed, so no descriptor leaks.
+    static let collect: silly_host_function = { state in
+        let state = state!
+        guard let handle = luaL_testudata(state, 1, LuaConnection.handleMetatable),
+            let object = handle.load(as: UnsafeMutableRawPointer?.self)
+        else { return 0 }
+        handle.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
+        let connection = Unmanaged<LuaConnection>.fromOpaque(object).takeRetainedValue()
+        connection.runtime.collected(connection)
+        return 0
+    }
+}

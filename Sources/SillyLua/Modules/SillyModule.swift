@@ -1,0 +1,18 @@
+import CLuaShim
+
+/// `silly`: `exit([code])` ends the process at once, with `code` (0 by default).
+enum SillyModule {
+    static let functions: KeyValuePairs<String, silly_host_function> = [
+        "exit": { state in
+            let stack = LuaStack(state!)
+            let code = stack.isNone(at: 1) ? 0 : stack.integer(at: 1)
+            guard let code else { return stack.argumentError(1, "exit", "integer exit code expected") }
+            let runtime = LuaRuntime.of(stack.state)
+            runtime.exit(Int32(truncatingIfNeeded: code))
+            // Nothing after `silly.exit()` runs: its task never resumes.
+            guard let task = runtime.canWait(stack.state) else { return 0 }
+            task.isWaiting = true
+            return SILLY_HOST_YIELD
+        },
+    ]
+}

@@ -1,0 +1,147 @@
+import CLua
+import CLuaShim
+import NIOCore
+import Silly
+
+/// `silly.net.tcp`: `listen{addr=, backlog=, accept=}` and `connect(addr [, {bind=, timeout=}])`.
+enum TCPModule {
+    static let functions: KeyValuePairs<String, silly_host_function> = [
+        "listen": { listen(LuaStack($0!)) },
+        "connect": { connect(LuaStack($0!)) },
+    ]
+
+    /// `tcp.listen{addr = "IP:port", backlog = n, accept = function(conn) ... end}`: the listener
+    /// once it is bound; a bad or busy address raises an error naming it.
+    private static func listen(_ stack: LuaStack) -> Int32 {
+        let runtime = LuaRuntime.of(stack.state)
+        guard stack.type(at: 1) == LUA_TTABLE else {
+            return stack.argumentError(1, "listen", "table expected, as tcp.listen{addr = ..., accept = ...}")
+        }
+        guard stack.rawField(1, "addr") == LUA_TSTRING, let address = stack.string(at: -1) else {
+            return stack.raise("tcp.listen: 'addr' must be a string such as \"127.0.0.1:9999\"")
+        }
+        stack.pop()
+        var backlog = 4096
+        if stack.rawField(1, "backlog") != LUA_TNIL {
+            guard let value = stack.integer(at: -1), value > 0 else {
+                return stack.raise("tcp.listen: 'backlog' must be a positive integer")
+            }
+            backlog = Int(value)
+        }
+        stack.pop()
+        guard stack.rawField(1, "accept") == LUA_TFUNCTION else {
+            return stack.raise("tcp.listen: 'accept' must be a function(conn)")
+        }
+        guard let task = runtime.canWait(stack.state) else { return stack.raise(LuaRuntime.cannotWait) }
+        let accept = stack.anchor()
+        let loopBound = NIOLoopBound(runtime, eventLoop: runtime.eventLoop)
+        let bound = TCP.bind(
+            address, backlog: backlog, options: runtime.connectionOptions, group: runtime.eventLoop
+        ) { connection in
+            loopBound.value.accept(connection, handler: accept)
+        }
+        task.isWaiting = true
+        bound.assumeIsolated().whenComplete { result in
+            runtime.resume(task, with: .listening(result.mapError(SillyError.init), accept: accept))
+        }
+        return SILLY_HOST_YIELD
+    }
+
+    /// `tcp.connect(addr [, {bind = "IP:port", timeout = ms}])`: the connection, or `nil, error`.
+    private static func connect(_ stack: LuaStack) -> Int32 {
+        let runtime = LuaRuntime.of(stack.state)
+        guard stack.type(at: 1) == LUA_TSTRING, let address = stack.string(at: 1) else {
+            return stack.argumentError(1, "connect", "address string expected")
+        }
+        var localAddress: String?
+        var timeout = Duration.seconds(10)
+        switch stack.type(at: 2) {
+        case LUA_TNONE, LUA_TNIL:
+            break
+        case LUA_TTABLE:
+            switch stack.rawField(2, "bind") {
+            case LUA_TNIL: break
+            case LUA_TSTRING: localAddress = stack.string(at: -1)
+            default: return stack.raise("tcp.connect: 'bind' must be an address string")
+            }
+            stack.pop()
+            if stack.rawField(2, "timeout") != LUA_TNIL {
+                guard let milliseconds = stack.number(at: -1), milliseconds > 0 else {
+                    return stack.raise("tcp.connect: 'timeout' must be a positive number of milliseconds")
+                }
+                timeout = .nanoseconds(Int64(milliseconds * 1_000_000))
+            }
+            stack.pop()
+        default:
+            return stack.argumentError(2, "connect", "options table expected")
+        }
+        guard let task = runtime.canWait(stack.state) else { return stack.raise(LuaRuntime.cannotWait) }
+        let connected = TCP.connect(
+            address, timeout: timeout, localAddress: localAddress, options: runtime.connectionOptions, on: runtime.eventLoop
+        )
+        task.isWaiting = true
+        connected.assumeIsolated().whenComplete { result in
+            runtime.resume(task, with: .connected(result.mapError(SillyError.init)))
+        }
+        return SILLY_HOST_YIELD
+    }
+}
+
+extension SillyError {
+    /// The futures of the core's callback-level API fail with ``SillyError``s only.
+    init(_ error: any Error) {
+        self = error as? SillyError ?? .failed("\(error)")
+    }
+}
+
+/// A listener as a script sees it: `{ addr = "IP:port", [1] = handle }` with `listener:close()`.
+/// Dropping it does not close it (the tutorial never keeps its listener); the runtime does.
+final class LuaListener {
+    let listener: TCPListener
+    /// The anchored `accept` function.
+    let accept: Int32
+
+    init(listener: TCPListener, accept: Int32) {
+        self.listener = listener
+        self.accept = accept
+    }
+
+    static let metatable = "silly.listener"
+    static let handleMetatable = "silly.listener.handle"
+
+    func push(on stack: LuaStack) {
+        let state = stack.state
+        lua_createtable(state, 1, 1)
+        let handle = lua_newuserdatauv(state, MemoryLayout<UnsafeMutableRawPointer?>.size, 0)!
+        handle.storeBytes(of: Unmanaged.passRetained(self).toOpaque(), as: UnsafeMutableRawPointer?.self)
+        luaL_setmetatable(state, Self.handleMetatable)
+        lua_rawseti(state, -2, 1)
+        stack.push(self.listener.localAddress.description)
+        stack.setField(-2, "addr")
+        luaL_setmetatable(state, Self.metatable)
+    }
+
+    static let methods: KeyValuePairs<String, silly_host_function> = [
+        "close": { state in
+            let stack = LuaStack(state!)
+            guard stack.type(at: 1) == LUA_TTABLE else { return stack.raise("bad self to 'close' (listener expected)") }
+            lua_rawgeti(stack.state, 1, 1)
+            let handle = luaL_testudata(stack.state, -1, LuaListener.handleMetatable)
+            stack.pop()
+            guard let object = handle?.load(as: UnsafeMutableRawPointer?.self) else {
+                return stack.raise("bad self to 'close' (listener expected)")
+            }
+            Unmanaged<LuaListener>.fromOpaque(object).takeUnretainedValue().listener.closeNow()
+            return 0
+        }
+    ]
+
+    static let collect: silly_host_function = { state in
+        guard let handle = luaL_testudata(state!, 1, LuaListener.handleMetatable),
+            let object = handle.load(as: UnsafeMutableRawPointer?.self)
+        else { return 0 }
+        handle.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
+        Unmanaged<LuaListener>.fromOpaque(object).release()
+        return 0
+    }
+}
