@@ -36,6 +36,9 @@ public final class LuaRuntime {
     private var stopped = false
     private var terminating = false
 
+    /// The delimiter the last read asked for, kept: a read loop asks for the same one each time.
+    var delimiters = DelimiterCache()
+
     private var listeners: [ObjectIdentifier: LuaListener] = [:]
     private var connections: [ObjectIdentifier: LuaConnection] = [:]
     private var timers: [Int: LuaTimer] = [:]
