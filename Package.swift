@@ -109,6 +109,7 @@ let package = Package(
         .executableTarget(
             name: "SillyScript",
             dependencies: [
+                "Silly",
                 "SillyLua",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -139,6 +140,7 @@ let package = Package(
                 "silly-echo",
                 "silly-bench",
                 "SillyExamples",
+                "SillyScript",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

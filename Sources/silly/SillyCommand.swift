@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import NIOCore
 import NIOPosix
+import Silly
 import SillyLua
 
 #if canImport(Glibc)
@@ -32,6 +33,8 @@ struct SillyCommand: ParsableCommand {
     var arguments: [String] = []
 
     func run() throws {
+        // Each connection is a descriptor: allow as many as the system lets this process have.
+        FileLimit.raiseToHardLimit()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let exitCode = loop.makePromise(of: Int32.self)

@@ -1,0 +1,151 @@
+import Foundation
+import Silly
+import SillyTestSupport
+import Testing
+
+/// `Examples/lua`: the tutorial's programs as scripts, run by the built `silly` against real
+/// sockets, checked for what a user would see.
+@Suite("silly runs the tutorial's Lua programs")
+struct LuaExamplesTests {
+    @Test("Complete Code: 3 clients × 5 random lines echoed and checked; accept and close lines; a user's line echoed too")
+    func completeCode() async throws {
+        let server = try Lua.run(Lua.example("echo-server.lua"), ["127.0.0.1:0"])
+        let address = try await server.address()
+        // A user connecting while the self-test runs is served too.
+        let user = try await TCP.connect(address)
+        try await user.write("Hello Silly!\n")
+        #expect(try await user.line() == "Hello Silly!\n")
+        await user.close()
+
+        #expect(await server.waitForLog("Client close connection", count: 3), "log: \(server.log)\n\(server.errorLog)")
+        #expect(await server.waitForLog("Close connection\t", count: 4))
+        let lines = server.lines
+        let sent = lines.filter { $0.hasPrefix("Send [") }.map { $0.split(separator: "\t").last! }
+        let received = lines.filter { $0.hasPrefix("Receive [") }.map { $0.split(separator: "\t").last! }
+        #expect(sent.count == 15 && received.count == 15)
+        #expect(Set(sent) == Set(received))
+        #expect(lines.filter { $0.hasPrefix("Accept connection\t127.0.0.1:") }.count == 4)
+        #expect(lines.filter { $0.hasPrefix("Client\t") && $0.contains("connected:") }.count == 3)
+        #expect(lines.filter { $0.hasPrefix("Read error [") && $0.hasSuffix("socket closed") }.count == 4)
+        #expect(!server.errorLog.contains("mismatch"))
+        // The server keeps running (its listener is open) until it is told to stop.
+        #expect(server.process.isRunning)
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("the separate client: its echo, then the process ends by itself")
+    func separateClient() async throws {
+        let server = try Lua.run(Lua.example("step2-echo.lua"), ["127.0.0.1:0"])
+        let address = try await server.address()
+        let client = try Lua.run(Lua.example("client.lua"), [address])
+        #expect(await client.exitStatus() == 0)
+        #expect(client.log.contains("Connected to server:\t\(address)"))
+        #expect(client.log.contains("Received echo:\tHello from client\n"))
+        #expect(await server.waitForLog("Read error:\tsocket closed"))
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("extension 1: the connection counter goes up and down")
+    func counter() async throws {
+        let server = try Lua.run(Lua.example("counter.lua"), ["127.0.0.1:0"])
+        let address = try await server.address()
+        let first = try await TCP.connect(address)
+        #expect(await server.waitForLog("current connections: 1"))
+        let second = try await TCP.connect(address)
+        #expect(await server.waitForLog("current connections: 2"))
+        try await second.write("ping\n")
+        #expect(try await second.line() == "ping\n")
+        await first.close()
+        #expect(await server.waitForLog("remaining connections: 1"))
+        await second.close()
+        #expect(await server.waitForLog("remaining connections: 0"))
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("extension 2: a connection idle past its timer is closed by the server")
+    func idleTimeout() async throws {
+        let server = try Lua.run(Lua.example("timeout.lua"), ["127.0.0.1:0", "400"])
+        let address = try await server.address()
+        let idle = try await TCP.connect(address)
+        try await idle.write("hello\n")
+        #expect(try await idle.line() == "hello\n")
+        // Nothing more: the server's timer closes the connection.
+        await #expect(throws: SillyError.endOfStream) { try await idle.read(until: "\n", timeout: patience) }
+        #expect(await server.waitForLog("Connection timeout:\t127.0.0.1:"))
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("extension 3: per-connection statistics when the client leaves")
+    func statistics() async throws {
+        let server = try Lua.run(Lua.example("stats.lua"), ["127.0.0.1:0"])
+        let address = try await server.address()
+        let client = try await TCP.connect(address)
+        for line in ["one\n", "two\n", "three\n"] {
+            try await client.write(line)
+            #expect(try await client.line() == line)
+        }
+        await client.close()
+        #expect(await server.waitForLog("statistics: received 14 bytes, sent 14 bytes, messages 3"), "log: \(server.log)")
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("extension 4: banner, help, time, echo and quit")
+    func commandProtocol() async throws {
+        let server = try Lua.run(Lua.example("protocol.lua"), ["127.0.0.1:0"])
+        let client = try await TCP.connect(try await server.address())
+        #expect(try await client.line() == "Welcome to Silly Echo Server!\n")
+        #expect(try await client.line() == "Type 'help' for commands\n")
+        #expect(String(buffer: try await client.read(count: 2, timeout: patience)) == "> ")
+        try await client.write("  help \r\n")
+        #expect(try await client.line() == "Command list:\n")
+        #expect(try await client.line() == " help - Show this help\n")
+        #expect(try await client.line() == " time - Show server time\n")
+        #expect(try await client.line() == " quit - Disconnect\n")
+        #expect(String(buffer: try await client.read(count: 2, timeout: patience)) == "> ")
+        try await client.write("time\n")
+        let time = try await client.line()
+        #expect(time.count > 10 && time.contains(":"), "os.date() line: \(time)")
+        #expect(String(buffer: try await client.read(count: 2, timeout: patience)) == "> ")
+        try await client.write("hi there\n")
+        #expect(try await client.line() == "Echo: hi there\n")
+        #expect(String(buffer: try await client.read(count: 2, timeout: patience)) == "> ")
+        try await client.write("quit\n")
+        #expect(try await client.line() == "Goodbye!\n")
+        await #expect(throws: SillyError.endOfStream) { try await client.read(until: "\n", timeout: patience) }
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("extension 5: the stress test reports once every client ended, every message counted")
+    func stress() async throws {
+        let server = try Lua.run(Lua.example("step2-echo.lua"), ["127.0.0.1:0"])
+        let address = try await server.address()
+        let stress = try Lua.run(Lua.example("stress.lua"), [address, "50", "40"])
+        #expect(await stress.exitStatus() == 0)
+        #expect(stress.log.contains("Completed: 2000 messages, 0 failures, elapsed "), "output: \(stress.log)")
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("the tutorial's telnet session, through the real telnet under expect",
+          .enabled(if: OutsideClient.enabled("telnet", "expect"), "needs telnet and expect (apt-get install telnet expect)"))
+    func telnet() async throws {
+        let server = try Lua.run(Lua.example("step2-echo.lua"), ["127.0.0.1:0"])
+        let port = String(try await server.address().split(separator: ":").last!)
+        let script = OutsideClientTests.expectPrelude + #"""
+            spawn telnet 127.0.0.1 \#(port)
+            want {Escape character is '\^]'\.}
+            send "Hello Silly!\r"
+            want {Hello Silly!\r\n.*Hello Silly!\r\n}
+            send "This is a test\r"
+            want {This is a test\r\n.*This is a test\r\n}
+            send "\035"
+            want {telnet>}
+            send "quit\r"
+            expect eof
+            exit 0
+            """#
+        let result = try OutsideClient.run("expect", ["-c", script + "\n"])
+        #expect(result.status == 0, "expect output: \(result.output)")
+        #expect(await server.waitForLog("Read error:\tsocket closed"))
+        #expect(await server.stop() == 0)
+    }
+}
