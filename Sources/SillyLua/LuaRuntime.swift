@@ -44,9 +44,18 @@ public final class LuaRuntime {
     private var timers: [Int: LuaTimer] = [:]
     private var nextTimerID = 1
 
+    /// The core's defaults, and a receive limit: a handler that stops reading (or never
+    /// reads) holds at most 1 MiB of its peer's bytes; then TCP flow control slows the peer.
+    /// `conn:limit(n)` changes it per connection.
+    public static let defaultConnectionOptions: ConnectionOptions = {
+        var options = ConnectionOptions()
+        options.receiveLimit = 1 << 20
+        return options
+    }()
+
     /// Creates the state, opens the standard libraries and registers the silly modules.
     /// `exitCode` completes with the process's exit status when the runtime is done.
-    public init(eventLoop: any EventLoop, connectionOptions: ConnectionOptions = ConnectionOptions(), exitCode: EventLoopPromise<Int32>) {
+    public init(eventLoop: any EventLoop, connectionOptions: ConnectionOptions = LuaRuntime.defaultConnectionOptions, exitCode: EventLoopPromise<Int32>) {
         self.eventLoop = eventLoop
         self.connectionOptions = connectionOptions
         self.exitCode = exitCode
@@ -86,6 +95,7 @@ public final class LuaRuntime {
             throw ScriptError(message: message)
         }
         let task = self.newTask(stack)
+        task.isMain = true
         lua_xmove(self.state, task.thread, 1)
         let mainStack = LuaStack(task.thread)
         for argument in arguments { mainStack.push(argument) }
@@ -160,6 +170,7 @@ public final class LuaRuntime {
         default:
             self.report(task)
             self.finish(task)
+            if task.isMain { self.exit(1) }
         }
     }
 

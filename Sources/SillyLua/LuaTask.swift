@@ -12,6 +12,8 @@ final class LuaTask {
     let anchor: Int32
     /// The connection an `accept` handler serves: closed when the task ends, however it ends.
     var connection: LuaConnection?
+    /// The script's main chunk: an error there ends the process with status 1, as `lua` does.
+    var isMain = false
     /// Set by the host function that yields: the task waits for the runtime, which will resume it.
     var isWaiting = false
 

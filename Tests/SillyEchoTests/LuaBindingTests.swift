@@ -1,0 +1,251 @@
+import Foundation
+import Silly
+import SillyTestSupport
+import Testing
+
+/// The edges of the Lua binding: errors, waiting, limits, timers, and the `silly` program itself.
+@Suite("silly: the Lua binding's edges")
+struct LuaBindingTests {
+    /// A server that prints its address and serves each connection with `handler`.
+    static func server(requires: String = "", _ handler: String) -> String {
+        """
+        local tcp = require "silly.net.tcp"
+        local time = require "silly.time"
+        local task = require "silly.task"
+        \(requires)
+        local listener = tcp.listen { addr = arg[1], accept = \(handler) }
+        print(string.format("Listening on %s", listener.addr))
+        """
+    }
+
+    @Test("an error raised in accept closes that connection, prints its traceback, and the server goes on")
+    func errorInAccept() async throws {
+        let server = try Lua.run(source: Self.server("""
+            function(conn)
+                while true do
+                    local line = conn:read("\\n")
+                    if not line then return end
+                    if line == "boom\\n" then error("boom requested") end
+                    conn:write(line)
+                end
+            end
+            """), ["127.0.0.1:0"])
+        let address = try await server.address()
+        let victim = try await TCP.connect(address)
+        try await victim.write("boom\n")
+        await #expect(throws: SillyError.endOfStream) { try await victim.read(until: "\n", timeout: patience) }
+        #expect(await eventually { server.errorLog.contains("boom requested") && server.errorLog.contains("stack traceback:") })
+        let survivor = try await TCP.connect(address)
+        try await survivor.write("still here\n")
+        #expect(try await survivor.line() == "still here\n")
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("a handler that never reads: its peer is held back by flow control, memory stays bounded, others are served")
+    func neverReads() async throws {
+        let server = try Lua.run(source: Self.server("""
+            function(conn)
+                if conn:read("\\n") == "sleeper\\n" then
+                    time.sleep(600000)  -- never reads again
+                end
+                conn:write("echo mode\\n")
+                while true do
+                    local line = conn:read("\\n")
+                    if not line then return end
+                    conn:write(line)
+                end
+            end
+            """), ["127.0.0.1:0"])
+        let address = try await server.address()
+        let before = server.residentKiB
+        let flooder = try await TCP.connect(address)
+        try await flooder.write("sleeper\n")
+        // Push up to 48 MiB. The client's own send queue (4 MiB) fills once the server stops
+        // taking bytes; if the server buffered everything, it never would.
+        let chunk = ByteBuffer(repeating: UInt8(ascii: "x"), count: 64 * 1024)
+        var pushed = 0
+        var heldBack = false
+        while pushed < 48 << 20 {
+            do {
+                try await flooder.write(chunk)
+                pushed += chunk.readableBytes
+            } catch SillyError.sendQueueFull {
+                heldBack = true
+                break
+            }
+            if pushed % (1 << 20) == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        #expect(heldBack, "the server took all \(pushed) bytes")
+        #expect(server.residentKiB - before < 16 * 1024, "server grew by \(server.residentKiB - before) KiB")
+        let other = try await TCP.connect(address)
+        try await other.write("hi\n")
+        #expect(try await other.line() == "echo mode\n")
+        try await other.write("still served\n")
+        #expect(try await other.line() == "still served\n")
+        await flooder.close()
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("1,000 concurrent connections in one Lua state, each echoed its own line")
+    func thousandConnections() async throws {
+        FileLimit.raiseToHardLimit()
+        let server = try Lua.run(Lua.example("step2-echo.lua"), ["127.0.0.1:0"])
+        let address = try await server.address()
+        let connections = try await withThrowingTaskGroup(of: TCPConnection.self) { group in
+            for _ in 0..<1000 {
+                group.addTask { try await TCP.connect(address) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(await server.waitForLog("New client connection:", count: 1000))
+        let echoed = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for (index, connection) in connections.enumerated() {
+                group.addTask {
+                    let line = "connection \(index) \(CryptoUtils.randomKey(8))\n"
+                    try await connection.write(line)
+                    return try await connection.line() == line
+                }
+            }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(echoed == 1000)
+        for connection in connections { await connection.close() }
+        #expect(await server.waitForLog("Read error:\tsocket closed", count: 1000))
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("reads and writes as the tutorial states them: unreadbytes with nothing buffered, counts, arrays, timeouts, after close")
+    func readAndWriteForms() async throws {
+        let server = try Lua.run(source: Self.server("""
+            function(conn)
+                local empty, err = conn:read(conn:unreadbytes())
+                conn:write(string.format("empty=%q err=%s\\n", empty, tostring(err)))
+                local three = conn:read(3)
+                conn:write("three=" .. three .. "\\n")
+                local rest = conn:read("\\n")
+                conn:write("rest=" .. rest)
+                time.sleep(100)  -- a sleep inside accept
+                conn:write({ "slept", " ", "ok\\n" })
+                local line, rerr = conn:read("\\n", 200)
+                conn:write("timeout=" .. tostring(line) .. "," .. tostring(rerr) .. "\\n")
+                conn:close()
+                print("write after close:", conn:write("late"))
+                print("read after close:", conn:read("\\n"))
+                print("alive after close:", conn:isalive())
+            end
+            """), ["127.0.0.1:0"])
+        let client = try await TCP.connect(try await server.address())
+        #expect(try await client.line() == "empty=\"\" err=nil\n")
+        try await client.write("abcdef\n")
+        #expect(try await client.line() == "three=abc\n")
+        #expect(try await client.line() == "rest=def\n")
+        #expect(try await client.line() == "slept ok\n")
+        #expect(try await client.line() == "timeout=nil,read timed out\n")
+        await #expect(throws: SillyError.endOfStream) { try await client.read(until: "\n", timeout: patience) }
+        #expect(await server.waitForLog("write after close:\tfalse\tactive closed\n"))
+        #expect(await server.waitForLog("read after close:\tnil\tactive closed\n"))
+        #expect(await server.waitForLog("alive after close:\tfalse\n"))
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("a cancelled timer never fires; a timer passes its argument; the script ends when nothing is left")
+    func timers() async throws {
+        let run = try Lua.run(source: """
+            local time = require "silly.time"
+            local task = require "silly.task"
+            local cancelled = time.after(50, function() print("cancelled timer fired") end)
+            print("cancel:", time.cancel(cancelled))
+            time.after(60, function(x) print("timer argument:", x) end, "payload")
+            task.fork(function()
+                time.sleep(300)
+                print("cancel after:", time.cancel(cancelled))
+                print("done")
+            end)
+            print("main chunk ends")
+            """)
+        #expect(await run.exitStatus() == 0)
+        #expect(run.log == "cancel:\ttrue\nmain chunk ends\ntimer argument:\tpayload\ncancel after:\tfalse\ndone\n")
+    }
+
+    @Test("listen on a busy or bad address raises an error naming it; a refused connect returns nil and the error")
+    func addressErrors() async throws {
+        let run = try Lua.run(source: """
+            local tcp = require "silly.net.tcp"
+            local task = require "silly.task"
+            local listener = tcp.listen { addr = "127.0.0.1:0", accept = function(conn) end }
+            print("busy:", pcall(tcp.listen, { addr = listener.addr, accept = function(conn) end }))
+            print("bad:", pcall(tcp.listen, { addr = "127.0.0.1:99999", accept = function(conn) end }))
+            print("no accept:", pcall(tcp.listen, { addr = "127.0.0.1:0" }))
+            local conn = tcp.connect(listener.addr)
+            print("bad self:", pcall(conn.read, {}, "\\n"))
+            print("bad argument:", pcall(conn.read, conn, {}))
+            conn:close()
+            listener:close()
+            print("refused:", tcp.connect(listener.addr))
+            """)
+        #expect(await run.exitStatus() == 0, "stderr: \(run.errorLog)")
+        #expect(run.log.contains("busy:\tfalse\t"))
+        #expect(run.log.contains("\taddress already in use: 127.0.0.1:"))
+        #expect(run.log.contains("bad:\tfalse\t"))
+        #expect(run.log.contains("port 99999 is out of range"))
+        #expect(run.log.contains("no accept:\tfalse\t"))
+        #expect(run.log.contains("'accept' must be a function"))
+        #expect(run.log.contains("refused:\tnil\tconnection refused: 127.0.0.1:"))
+        #expect(run.log.contains("bad self:\tfalse\tbad self to 'read' (connection expected"))
+        #expect(run.log.contains("bad argument:\tfalse\tbad argument #1 to 'read' (delimiter string or byte count expected)"))
+    }
+
+    @Test("SIGTERM closes listeners and connections: handlers see active closed, and the process exits 0")
+    func terminate() async throws {
+        let server = try Lua.run(Lua.example("step2-echo.lua"), ["127.0.0.1:0"])
+        let client = try await TCP.connect(try await server.address())
+        try await client.write("hello\n")
+        #expect(try await client.line() == "hello\n")
+        #expect(await server.stop() == 0)
+        #expect(server.log.contains("Read error:\tactive closed\n"))
+    }
+
+    @Test("the program: arguments reach the script, silly.exit sets the status, --version and --help answer")
+    func program() async throws {
+        let arguments = try Lua.run(source: """
+            print(arg[0] ~= nil, arg[-1], select("#", ...), ...)
+            """, ["one", "--help"])
+        #expect(await arguments.exitStatus() == 0)
+        #expect(arguments.log == "true\tsilly\t2\tone\t--help\n")
+
+        let exit = try Lua.run(source: """
+            local silly = require "silly"
+            print("before")
+            silly.exit(3)
+            print("after")
+            """)
+        #expect(await exit.exitStatus() == 3)
+        #expect(exit.log == "before\n")
+
+        let version = try ServerProcess(["--version"], addPort: false, executable: Lua.silly)
+        #expect(await version.exitStatus() == 0)
+        #expect(version.log.hasPrefix("silly "))
+        let help = try ServerProcess(["--help"], addPort: false, executable: Lua.silly)
+        #expect(await help.exitStatus() == 0)
+        #expect(help.log.contains("USAGE: silly <script>"))
+    }
+
+    @Test("a missing script, a syntax error, and an error in the main chunk: one clear message, non-zero status")
+    func scriptErrors() async throws {
+        let missing = try Lua.run("/nonexistent/echo-server.lua")
+        #expect(await missing.exitStatus() == 1)
+        #expect(missing.errorLog == "silly: cannot open /nonexistent/echo-server.lua: No such file or directory\n")
+
+        let path = try Lua.script("local x = 1\nlocal y = = 2\n", name: "broken")
+        let syntax = try Lua.run(path)
+        #expect(await syntax.exitStatus() == 1)
+        #expect(syntax.errorLog.hasPrefix("silly: "))
+        #expect(syntax.errorLog.contains("broken.lua:2: unexpected symbol near '='"))
+        #expect(syntax.errorLog.split(separator: "\n").count == 1)
+
+        let failing = try Lua.run(source: "local t = nil\nprint(t.field)\n")
+        #expect(await failing.exitStatus() == 1)
+        #expect(failing.errorLog.contains(":2: attempt to index a nil value"))
+        #expect(failing.errorLog.contains("stack traceback:"))
+    }
+}
