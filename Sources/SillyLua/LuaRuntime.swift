@@ -27,17 +27,22 @@ public final class LuaRuntime {
     private let exitCode: EventLoopPromise<Int32>
 
     /// The task running now, if any: the only one whose host calls may yield.
-    private(set) var current: LuaTask?
+    // The fields every message touches are loop-confined and never accessed overlappingly:
+    // no dynamic exclusivity checks on them.
+    @exclusivity(unchecked) private(set) var current: LuaTask?
     /// Tasks to resume once the one running yields, in order.
-    private var ready = CircularBuffer<(LuaTask, Wakeup)>()
+    @exclusivity(unchecked) private var ready = CircularBuffer<(LuaTask, Wakeup)>()
     /// Tasks are being run: a resume now waits in `ready`.
-    private var isDispatching = false
+    @exclusivity(unchecked) private var isDispatching = false
     private var liveTasks = 0
     private var stopped = false
     private var terminating = false
 
     /// The delimiter the last read asked for, kept: a read loop asks for the same one each time.
-    var delimiters = DelimiterCache()
+    @exclusivity(unchecked) var delimiters = DelimiterCache()
+    /// The connection handles' metatable, to recognise a handle by pointer (`luaL_testudata`
+    /// would look the metatable up by name on every method call).
+    var connectionHandleMetatable: UnsafeRawPointer?
 
     private var listeners: [ObjectIdentifier: LuaListener] = [:]
     private var connections: [ObjectIdentifier: LuaConnection] = [:]

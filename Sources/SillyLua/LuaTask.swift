@@ -15,7 +15,7 @@ final class LuaTask {
     /// The script's main chunk: an error there ends the process with status 1, as `lua` does.
     var isMain = false
     /// Set by the host function that yields: the task waits for the runtime, which will resume it.
-    var isWaiting = false
+    @exclusivity(unchecked) var isWaiting = false
 
     init(thread: OpaquePointer, anchor: Int32) {
         self.thread = thread

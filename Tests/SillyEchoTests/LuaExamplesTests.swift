@@ -64,7 +64,7 @@ struct LuaExamplesTests {
 
     @Test("extension 2: a connection idle past its timer is closed by the server")
     func idleTimeout() async throws {
-        let server = try Lua.run(Lua.example("timeout.lua"), ["127.0.0.1:0", "400"])
+        let server = try Lua.run(Lua.example("timeout.lua"), ["127.0.0.1:0", "2000"])
         let address = try await server.address()
         let idle = try await TCP.connect(address)
         try await idle.write("hello\n")

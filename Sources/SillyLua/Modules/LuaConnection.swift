@@ -20,7 +20,7 @@ final class LuaConnection: TCPReadHandler {
     let connection: TCPConnection
     unowned let runtime: LuaRuntime
     /// The task waiting for a read.
-    private var reader: LuaTask?
+    @exclusivity(unchecked) private var reader: LuaTask?
 
     init(connection: TCPConnection, runtime: LuaRuntime) {
         self.connection = connection
@@ -45,12 +45,17 @@ final class LuaConnection: TCPReadHandler {
 
     /// The connection whose object is argument 1 (the method's `self`).
     static func this(_ stack: LuaStack) -> LuaConnection? {
+        let state = stack.state
         guard stack.type(at: 1) == LUA_TTABLE else { return nil }
-        lua_rawgeti(stack.state, 1, 1)
-        defer { stack.pop() }
-        guard let handle = luaL_testudata(stack.state, -1, Self.handleMetatable),
-            let object = handle.load(as: UnsafeMutableRawPointer?.self)
-        else { return nil }
+        var handle: UnsafeMutableRawPointer?
+        if lua_rawgeti(state, 1, 1) == LUA_TUSERDATA, lua_getmetatable(state, -1) != 0 {
+            if lua_topointer(state, -1) == LuaRuntime.of(state).connectionHandleMetatable {
+                handle = lua_touserdata(state, -2)
+            }
+            stack.pop()
+        }
+        stack.pop()
+        guard let object = handle?.load(as: UnsafeMutableRawPointer?.self) else { return nil }
         return Unmanaged<LuaConnection>.fromOpaque(object).takeUnretainedValue()
     }
 

@@ -8,6 +8,9 @@ enum Modules {
         let stack = LuaStack(runtime.state)
         Self.metatable(stack, LuaConnection.metatable, methods: LuaConnection.methods)
         Self.metatable(stack, LuaConnection.handleMetatable, collect: LuaConnection.collect)
+        lua_getfield(runtime.state, LuaStack.registry, LuaConnection.handleMetatable)
+        runtime.connectionHandleMetatable = lua_topointer(runtime.state, -1)
+        stack.pop()
         Self.metatable(stack, LuaListener.metatable, methods: LuaListener.methods)
         Self.metatable(stack, LuaListener.handleMetatable, collect: LuaListener.collect)
 
