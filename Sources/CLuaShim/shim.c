@@ -49,5 +49,6 @@ int silly_registryindex(void) { return LUA_REGISTRYINDEX; }
 void silly_pop(lua_State *L, int n) { lua_pop(L, n); }
 void silly_remove(lua_State *L, int index) { lua_remove(L, index); }
 int silly_isyieldable(lua_State *L) { return lua_isyieldable(L); }
+void silly_gc_generational(lua_State *L) { lua_gc(L, LUA_GCGEN, 0, 0); }
 void **silly_extraspace(lua_State *L) { return (void **)lua_getextraspace(L); }
 void silly_traceback(lua_State *L, lua_State *co, const char *message) { luaL_traceback(L, co, message, 0); }

@@ -236,8 +236,7 @@ struct LuaBindingTests {
         #expect(await missing.exitStatus() == 1)
         #expect(missing.errorLog == "silly: cannot open /nonexistent/echo-server.lua: No such file or directory\n")
 
-        let path = try Lua.script("local x = 1\nlocal y = = 2\n", name: "broken")
-        let syntax = try Lua.run(path)
+        let syntax = try Lua.run(source: "local x = 1\nlocal y = = 2\n", name: "broken")
         #expect(await syntax.exitStatus() == 1)
         #expect(syntax.errorLog.hasPrefix("silly: "))
         #expect(syntax.errorLog.contains("broken.lua:2: unexpected symbol near '='"))

@@ -64,12 +64,11 @@ struct LuaExamplesTests {
 
     @Test("extension 2: a connection idle past its timer is closed by the server")
     func idleTimeout() async throws {
-        let server = try Lua.run(Lua.example("timeout.lua"), ["127.0.0.1:0", "2000"])
+        let server = try Lua.run(Lua.example("timeout.lua"), ["127.0.0.1:0", "500"])
         let address = try await server.address()
         let idle = try await TCP.connect(address)
-        try await idle.write("hello\n")
-        #expect(try await idle.line() == "hello\n")
-        // Nothing more: the server's timer closes the connection.
+        // Nothing sent: the server's timer closes the connection. (No echo is checked first: on
+        // a loaded machine the line could come after the timer.)
         await #expect(throws: SillyError.endOfStream) { try await idle.read(until: "\n", timeout: patience) }
         #expect(await server.waitForLog("Connection timeout:\t127.0.0.1:"))
         #expect(await server.stop() == 0)

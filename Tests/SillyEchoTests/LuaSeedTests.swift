@@ -30,7 +30,7 @@ enum Seed {
     /// Runs seed code with `silly` once port 9999 is known to be free.
     static func run(_ code: String, name: String) async throws -> ServerProcess {
         try await Self.requirePortFree()
-        return try Lua.run(try Lua.script(code, name: name))
+        return try Lua.run(source: code, name: name)
     }
 
     static func requirePortFree() async throws {
@@ -74,7 +74,7 @@ struct LuaSeedTests {
         #expect(!server.errorLog.contains("Echo data mismatch"))
         #expect(await server.waitForLog("Close connection\t127.0.0.1:", count: 3))
 
-        let client = try Lua.run(try Lua.script(try Seed.code(183, 205, cutting: "Code Analysis"), name: "client"))
+        let client = try Lua.run(source: try Seed.code(183, 205, cutting: "Code Analysis"), name: "client")
         #expect(await client.exitStatus() == 0)
         #expect(client.log.contains("Connected to server:\t127.0.0.1:9999\n"))
         #expect(client.log.contains("Received echo:\tHello from client\n"))
@@ -174,7 +174,7 @@ struct LuaSeedTests {
     func stress() async throws {
         let server = try await Seed.run(try Seed.code(287, 305, cutting: "2. Add Timeout Handling", adding: ["net.tcp"]), name: "counter")
         await (try Seed.connect()).close()
-        let stress = try Lua.run(try Lua.script(try Seed.code(386, 411, cutting: "Next Steps"), name: "stress"))
+        let stress = try Lua.run(source: try Seed.code(386, 411, cutting: "Next Steps"), name: "stress")
         #expect(await stress.exitStatus() == 0)
         // The snippet prints when client 100 ends (others may still run) and divides by whole
         // seconds (0 on a fast run: inf msg/s); its count is whatever had arrived by then.

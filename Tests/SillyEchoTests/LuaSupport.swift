@@ -21,18 +21,19 @@ enum Lua {
         try ServerProcess([script] + arguments, addPort: false, executable: Self.silly)
     }
 
-    /// Writes `source` to a fresh temporary `.lua` file and returns its path.
-    static func script(_ source: String, name: String = "script") throws -> String {
+    /// Writes `source` as `name.lua` in a fresh temporary folder (returned, to remove).
+    static func script(_ source: String, name: String = "script") throws -> (path: String, folder: URL) {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("silly-lua-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         let file = folder.appendingPathComponent("\(name).lua")
         try source.write(to: file, atomically: true, encoding: .utf8)
-        return file.path
+        return (file.path, folder)
     }
 
-    /// Runs an inline script with `arguments`.
-    static func run(source: String, _ arguments: [String] = []) throws -> ServerProcess {
-        try Self.run(try Self.script(source), arguments)
+    /// Runs `source`, saved as `name.lua`, with `arguments`; the file goes with the process object.
+    static func run(source: String, name: String = "script", _ arguments: [String] = []) throws -> ServerProcess {
+        let script = try Self.script(source, name: name)
+        return try ServerProcess([script.path] + arguments, addPort: false, executable: Self.silly, removing: script.folder)
     }
 }
 

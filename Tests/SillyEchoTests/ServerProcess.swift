@@ -23,7 +23,11 @@ final class ServerProcess: Sendable {
     private let errors = TextBuffer()
 
     /// Starts `silly-echo` with `arguments` (an `--addr` on port 0 is added unless given).
-    init(_ arguments: [String], addPort: Bool = true, executable: String = sillyEchoPath) throws {
+    /// A scratch folder (a test's script) removed with this object.
+    private let scratch: URL?
+
+    init(_ arguments: [String], addPort: Bool = true, executable: String = sillyEchoPath, removing scratch: URL? = nil) throws {
+        self.scratch = scratch
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = (addPort && !arguments.contains("--addr") ? ["--addr", "127.0.0.1:0"] : []) + arguments
@@ -33,21 +37,27 @@ final class ServerProcess: Sendable {
         process.standardError = stderr
         process.standardInput = FileHandle.nullDevice
         self.process = process
-        let output = self.output
-        let errors = self.errors
-        stdout.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            output.append(data)
-        }
-        stderr.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            errors.append(data)
-        }
         try process.run()
+        Self.gather(stdout.fileHandleForReading, into: self.output)
+        Self.gather(stderr.fileHandleForReading, into: self.errors)
+    }
+
+    /// Reads `handle` to its end on a thread of its own, which keeps the handle alive until then.
+    /// (A `readabilityHandler` can still be running when the pipe is released with this object:
+    /// a use-after-free in Foundation that crashed a test run.)
+    private static func gather(_ handle: FileHandle, into buffer: TextBuffer) {
+        Thread.detachNewThread {
+            while true {
+                let data = handle.availableData
+                if data.isEmpty { return }
+                buffer.append(data)
+            }
+        }
     }
 
     deinit {
         if self.process.isRunning { self.process.terminate() }
+        if let scratch = self.scratch { try? FileManager.default.removeItem(at: scratch) }
     }
 
     /// Everything the process printed to standard output so far.

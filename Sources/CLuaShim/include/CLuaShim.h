@@ -28,6 +28,8 @@ int silly_registryindex(void);
 void silly_pop(lua_State *L, int n);
 void silly_remove(lua_State *L, int index);
 int silly_isyieldable(lua_State *L);
+/// Switches the collector to generational mode (lua_gc is variadic: Swift cannot call it).
+void silly_gc_generational(lua_State *L);
 /// The pointer-sized space Lua keeps with every thread (copied from the main thread).
 void **silly_extraspace(lua_State *L);
 /// `luaL_traceback` of `co`, with `message`, pushed on `L`.
