@@ -3,11 +3,19 @@
 #include <lua.h>
 #include <lauxlib.h>
 
+/// Marks a resume made by `silly_resume`: a task resumed by anything else (a script's
+/// `coroutine.resume` of a task's thread) must not take that caller's values for its results.
+static char silly_resume_mark;
+
 /// Continues a host function that yielded: the values `silly_resume` passed are on the stack,
-/// with the action on top.
+/// with the action and the mark on top.
 static int silly_continue(lua_State *L, int status, lua_KContext context) {
     (void)status;
     (void)context;
+    if (lua_gettop(L) < 2 || lua_touserdata(L, -1) != &silly_resume_mark) {
+        return luaL_error(L, "a silly task was resumed by coroutine.resume while it waited for the runtime");
+    }
+    lua_pop(L, 1);
     int action = (int)lua_tointeger(L, -1);
     lua_pop(L, 1);
     if (action == SILLY_HOST_ERROR) {
@@ -42,7 +50,8 @@ void silly_pushhostfunction(lua_State *L, silly_host_function function) {
 
 int silly_resume(lua_State *co, int nargs, int action, int *nresults) {
     lua_pushinteger(co, action);
-    return lua_resume(co, NULL, nargs + 1, nresults);
+    lua_pushlightuserdata(co, &silly_resume_mark);
+    return lua_resume(co, NULL, nargs + 2, nresults);
 }
 
 int silly_registryindex(void) { return LUA_REGISTRYINDEX; }

@@ -73,6 +73,44 @@ public final class LuaRuntime {
         // Host functions find the runtime here; every coroutine inherits the pointer.
         silly_extraspace(self.state).pointee = Unmanaged.passUnretained(self).toOpaque()
         Modules.register(in: self)
+        self.guardTasks()
+    }
+
+    /// The registry key of the weak set of task threads.
+    static let tasksKey = "silly.tasks"
+
+    /// A task waits for the runtime alone: `coroutine.resume` and `coroutine.close` refuse a
+    /// task's thread (a script can reach it with `coroutine.running()`), as they refuse a
+    /// running coroutine.
+    private func guardTasks() {
+        let guardCode = """
+            local tasks, resume, close = ...
+            coroutine.resume = function(co, ...)
+                if tasks[co] then return false, "cannot resume a silly task" end
+                return resume(co, ...)
+            end
+            coroutine.close = function(co)
+                if tasks[co] then return false, "cannot close a silly task" end
+                return close(co)
+            end
+            """
+        let stack = LuaStack(self.state)
+        lua_createtable(self.state, 0, 0)
+        lua_createtable(self.state, 0, 1)
+        stack.push("k")
+        stack.setField(-2, "__mode")
+        lua_setmetatable(self.state, -2)
+        lua_pushvalue(self.state, -1)
+        lua_setfield(self.state, LuaStack.registry, Self.tasksKey)
+        let loaded = luaL_loadbufferx(self.state, guardCode, guardCode.utf8.count, "=silly", nil)
+        precondition(loaded == LUA_OK, "the runtime's own Lua code does not compile")
+        lua_rotate(self.state, -2, 1)  // the chunk below the tasks table
+        lua_getglobal(self.state, "coroutine")
+        stack.rawField(-1, "resume")
+        stack.rawField(-2, "close")
+        silly_remove(self.state, -3)  // the coroutine table
+        let ran = lua_pcallk(self.state, 3, 0, 0, 0, nil)
+        precondition(ran == LUA_OK, "the runtime's own Lua code failed")
     }
 
     /// The runtime of a host function's state.
@@ -106,6 +144,9 @@ public final class LuaRuntime {
         let task = self.newTask(stack)
         task.isMain = true
         lua_xmove(self.state, task.thread, 1)
+        guard lua_checkstack(task.thread, Int32(clamping: arguments.count + 1)) != 0 else {
+            throw ScriptError(message: "too many arguments for the script (\(arguments.count))")
+        }
         let mainStack = LuaStack(task.thread)
         for argument in arguments { mainStack.push(argument) }
         self.resume(task, with: .start(arguments: Int32(arguments.count)))
@@ -115,20 +156,30 @@ public final class LuaRuntime {
 
     /// Makes a coroutine, anchored, and counts it alive. Its function is pushed by the caller.
     func newTask(_ stack: LuaStack) -> LuaTask {
-        let thread = lua_newthread(stack.state)!
-        let task = LuaTask(thread: thread, anchor: stack.anchor())
+        // Counted first: allocating may run a finalizer, and what it does must not find the
+        // runtime idle.
         self.liveTasks += 1
-        return task
+        let thread = lua_newthread(stack.state)!
+        lua_getfield(stack.state, LuaStack.registry, Self.tasksKey)
+        lua_pushvalue(stack.state, -2)
+        stack.push(true)
+        lua_rawset(stack.state, -3)
+        stack.pop()
+        return LuaTask(thread: thread, anchor: stack.anchor())
     }
 
     /// Starts a task that runs the anchored function `function` with the values `push` leaves on
     /// its stack.
     func spawn(_ function: Int32, connection: LuaConnection? = nil, arguments push: (LuaStack) -> Int32) {
+        // Making the task allocates, which may run a script's finalizer: what it resumes waits.
+        let wasDispatching = self.isDispatching
+        self.isDispatching = true
         let task = self.newTask(LuaStack(self.state))
         task.connection = connection
         let stack = LuaStack(task.thread)
         stack.pushAnchored(function)
         let count = push(stack)
+        self.isDispatching = wasDispatching
         self.resume(task, with: .start(arguments: count))
     }
 
@@ -162,6 +213,13 @@ public final class LuaRuntime {
     }
 
     private func run(_ task: LuaTask, _ wakeup: Wakeup) {
+        guard !task.isFinished else { return }
+        if case .start = wakeup {
+        } else if lua_status(task.thread) != LUA_YIELD {
+            // Killed while it waited (resumed by a script through the debug library): done.
+            self.finish(task)
+            return
+        }
         self.current = task
         task.isWaiting = false
         var results: Int32 = 0
@@ -170,14 +228,16 @@ public final class LuaRuntime {
         switch status {
         case LUA_YIELD:
             if !task.isWaiting {
-                // A bare `coroutine.yield(...)`: drop what it yielded, run it again later.
+                // A bare `coroutine.yield(...)`: drop what it yielded; it runs again after the
+                // loop's pending I/O and timers (a yield loop must not starve them).
                 silly_pop(task.thread, results)
-                self.ready.append((task, .yielded))
+                task.isWaiting = true
+                self.eventLoop.assumeIsolated().execute { self.resume(task, with: .yielded) }
             }
         case LUA_OK:
             self.finish(task)
         default:
-            self.report(task)
+            if !self.stopped { self.report(task) }
             self.finish(task)
             if task.isMain { self.exit(1) }
         }
@@ -203,6 +263,7 @@ public final class LuaRuntime {
             stack.push(error.description)
             return silly_resume(thread, 2, 2, &results)
         case .connected(.success(let connection)):
+            if self.terminating { connection.closeOnLoop() }
             LuaConnection.push(self.adopt(connection), on: stack)
             return silly_resume(thread, 1, 1, &results)
         case .connected(.failure(let error)):
@@ -213,6 +274,7 @@ public final class LuaRuntime {
             let wrapped = LuaListener(listener: listener, accept: accept)
             self.listeners[ObjectIdentifier(wrapped)] = wrapped
             listener.closeFuture.assumeIsolated().whenComplete { _ in self.listenerClosed(wrapped) }
+            if self.terminating { listener.closeNow() }
             wrapped.push(on: stack)
             return silly_resume(thread, 1, 1, &results)
         case .listening(.failure(let error), let accept):
@@ -223,6 +285,7 @@ public final class LuaRuntime {
     }
 
     private func finish(_ task: LuaTask) {
+        task.isFinished = true
         if let connection = task.connection {
             task.connection = nil
             self.close(connection)
@@ -330,15 +393,23 @@ public final class LuaRuntime {
         }
     }
 
-    /// Ends the runtime at once: nothing more runs, and the process exits with `code` (the
-    /// script's `silly.exit`). Connections are closed; what was written to them is flushed.
+    /// Ends the runtime: nothing more runs, and the process exits with `code` (the script's
+    /// `silly.exit`) once the connections are closed, what was written to them sent first (for
+    /// at most their close linger).
     func exit(_ code: Int32) {
         guard !self.stopped else { return }
         self.stopped = true
         for listener in self.listeners.values { listener.listener.closeNow() }
-        for connection in self.connections.values { connection.connection.closeOnLoop() }
+        var closed: [EventLoopFuture<Void>] = []
+        for connection in self.connections.values {
+            connection.connection.closeOnLoop()
+            closed.append(connection.connection.closeFuture)
+        }
         self.connections = [:]
-        self.exitCode.succeed(code)
+        let exitCode = self.exitCode
+        EventLoopFuture.andAllComplete(closed, on: self.eventLoop).whenComplete { _ in
+            exitCode.succeed(code)
+        }
     }
 
     /// SIGINT or SIGTERM: stop accepting, close every connection (their handlers see

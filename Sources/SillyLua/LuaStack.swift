@@ -45,6 +45,12 @@ struct LuaStack {
         return isNumber != 0 ? value : nil
     }
 
+    /// A duration in milliseconds: a finite, non-negative number, at most about 30 years.
+    func milliseconds(at index: Int32) -> TimeAmount? {
+        guard let value = self.number(at: index), value.isFinite, value >= 0 else { return nil }
+        return .nanoseconds(Int64(min(value, 1e12) * 1_000_000))
+    }
+
     /// A value that is absent or `nil`.
     func isNone(at index: Int32) -> Bool { self.type(at: index) <= LUA_TNIL }
 

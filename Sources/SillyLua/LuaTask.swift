@@ -14,6 +14,8 @@ final class LuaTask {
     var connection: LuaConnection?
     /// The script's main chunk: an error there ends the process with status 1, as `lua` does.
     var isMain = false
+    /// It ended (returned, raised, or was killed by a script's `coroutine.resume`).
+    var isFinished = false
     /// Set by the host function that yields: the task waits for the runtime, which will resume it.
     @exclusivity(unchecked) var isWaiting = false
 

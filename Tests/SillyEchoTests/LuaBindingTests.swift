@@ -167,6 +167,65 @@ struct LuaBindingTests {
         #expect(run.log == "cancel:\ttrue\nmain chunk ends\ntimer argument:\tpayload\ncancel after:\tfalse\ndone\n")
     }
 
+    @Test("a task waits for the runtime alone: coroutine.resume refuses it; a yield loop lets timers run; huge timeouts are refused, not fatal")
+    func taskGuards() async throws {
+        let run = try Lua.run(source: """
+            local task = require "silly.task"
+            local time = require "silly.time"
+            local sleeper
+            task.fork(function()
+                sleeper = coroutine.running()
+                time.sleep(100)
+                print("sleeper woke normally")
+            end)
+            task.fork(function()
+                print("resume a task:", coroutine.resume(sleeper, "intruder"))
+                print("close a task:", coroutine.close(sleeper))
+                local done = false
+                time.after(50, function() done = true end)
+                local spins = 0
+                while not done do
+                    coroutine.yield()
+                    spins = spins + 1
+                end
+                print("yield loop ended:", spins > 0)
+                print("huge sleep:", pcall(time.sleep, math.huge))
+                print("negative sleep:", pcall(time.sleep, -1))
+                local far = time.after(1e15, function() print("never") end)
+                print("far timer cancelled:", time.cancel(far))
+                local co = coroutine.wrap(function() return time.sleep(1) end)
+                print("wait in a nested coroutine:", pcall(co))
+            end)
+            """)
+        #expect(await run.exitStatus() == 0, "stderr: \(run.errorLog)")
+        #expect(run.log.contains("resume a task:\tfalse\tcannot resume a silly task\n"))
+        #expect(run.log.contains("close a task:\tfalse\tcannot close a silly task\n"))
+        #expect(run.log.contains("yield loop ended:\ttrue\n"))
+        #expect(run.log.contains("huge sleep:\tfalse\tbad argument #1 to 'sleep' (milliseconds expected)\n"))
+        #expect(run.log.contains("negative sleep:\tfalse\t"))
+        #expect(run.log.contains("far timer cancelled:\ttrue\n"))
+        #expect(run.log.contains("wait in a nested coroutine:\tfalse\t"))
+        #expect(run.log.contains(":24: cannot wait here: call it from a silly task"))
+        #expect(run.log.contains("sleeper woke normally\n"))
+        #expect(!run.log.contains("never"))
+    }
+
+    @Test("silly.exit sends what was written before the process ends")
+    func exitFlushes() async throws {
+        let server = try Lua.run(source: Self.server(requires: "local silly = require \"silly\"", """
+            function(conn)
+                conn:read("\\n")
+                conn:write(string.rep("x", 8 * 1024 * 1024) .. "\\n")
+                silly.exit(0)
+            end
+            """), ["127.0.0.1:0"])
+        let client = try await TCP.connect(try await server.address())
+        try await client.write("go\n")
+        let reply = try await client.read(until: "\n", maxLength: 9 << 20, timeout: patience)
+        #expect(reply.readableBytes == 8 * 1024 * 1024 + 1)
+        #expect(await server.exitStatus() == 0)
+    }
+
     @Test("listen on a busy or bad address raises an error naming it; a refused connect returns nil and the error")
     func addressErrors() async throws {
         let run = try Lua.run(source: """

@@ -21,7 +21,8 @@ void silly_pushhostfunction(lua_State *L, silly_host_function function);
 
 /// Resumes `co`, suspended by a host function's SILLY_HOST_YIELD, with `nargs` values pushed
 /// on it; `action` says what that host function does with them, as its return value would:
-/// n >= 0 returns the top n of them, SILLY_HOST_ERROR raises the top one.
+/// n >= 0 returns the top n of them, SILLY_HOST_ERROR raises the top one. (A task resumed any
+/// other way raises an error instead of taking its resumer's values.)
 int silly_resume(lua_State *co, int nargs, int action, int *nresults);
 
 int silly_registryindex(void);

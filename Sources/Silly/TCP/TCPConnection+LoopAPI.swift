@@ -53,6 +53,9 @@ extension TCPConnection {
         self.engine.value.close()
     }
 
+    /// Completes when the connection is closed (by either side).
+    public var closeFuture: EventLoopFuture<Void> { self.channel.closeFuture }
+
     /// The number of received bytes not yet read.
     public var unreadBytesOnLoop: Int { self.engine.value.unreadBytes }
 

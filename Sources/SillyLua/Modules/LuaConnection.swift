@@ -83,10 +83,10 @@ final class LuaConnection: TCPReadHandler {
     private func read(_ stack: LuaStack) -> Int32 {
         var timeout: TimeAmount?
         if !stack.isNone(at: 3) {
-            guard let milliseconds = stack.number(at: 3), milliseconds >= 0 else {
+            guard let milliseconds = stack.milliseconds(at: 3) else {
                 return stack.argumentError(2, "read", "timeout in milliseconds expected")
             }
-            timeout = .nanoseconds(Int64(milliseconds * 1_000_000))
+            timeout = milliseconds
         }
         guard let task = self.runtime.canWait(stack.state) else { return stack.raise(LuaRuntime.cannotWait) }
         let result: Result<ByteBuffer, SillyError>?

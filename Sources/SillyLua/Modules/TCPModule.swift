@@ -66,10 +66,10 @@ enum TCPModule {
             }
             stack.pop()
             if stack.rawField(2, "timeout") != LUA_TNIL {
-                guard let milliseconds = stack.number(at: -1), milliseconds > 0 else {
+                guard let milliseconds = stack.milliseconds(at: -1), milliseconds > .zero else {
                     return stack.raise("tcp.connect: 'timeout' must be a positive number of milliseconds")
                 }
-                timeout = .nanoseconds(Int64(milliseconds * 1_000_000))
+                timeout = .nanoseconds(milliseconds.nanoseconds)
             }
             stack.pop()
         default:

@@ -29,13 +29,8 @@ enum TimeModule {
         },
     ]
 
-    private static func milliseconds(_ stack: LuaStack, _ function: String) -> TimeAmount? {
-        guard let value = stack.number(at: 1), value >= 0, value.isFinite else { return nil }
-        return .nanoseconds(Int64(value * 1_000_000))
-    }
-
     private static func sleep(_ stack: LuaStack) -> Int32 {
-        guard let delay = milliseconds(stack, "sleep") else {
+        guard let delay = stack.milliseconds(at: 1) else {
             return stack.argumentError(1, "sleep", "milliseconds expected")
         }
         let runtime = LuaRuntime.of(stack.state)
@@ -45,7 +40,7 @@ enum TimeModule {
     }
 
     private static func after(_ stack: LuaStack) -> Int32 {
-        guard let delay = milliseconds(stack, "after") else {
+        guard let delay = stack.milliseconds(at: 1) else {
             return stack.argumentError(1, "after", "milliseconds expected")
         }
         guard stack.type(at: 2) == LUA_TFUNCTION else {
