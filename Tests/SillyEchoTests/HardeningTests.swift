@@ -1,0 +1,180 @@
+import Foundation
+import Silly
+import SillyTestSupport
+import Testing
+
+/// Bad input and faults against silly-echo: it keeps serving, and the bytes echoed are the bytes
+/// owed. Random cases are seeded: a failure names its seed.
+@Suite("Hardening: bad input and faults")
+struct HardeningTests {
+    /// A random binary stream: NUL, `\r` and `\n` frequent, every other byte value present.
+    static func stream(seed: UInt64, length: ClosedRange<Int>) -> [UInt8] {
+        var generator = SeededGenerator(seed: seed)
+        return (0..<Int.random(in: length, using: &generator)).map { _ in
+            switch UInt8.random(in: 0..<20, using: &generator) {
+            case 0, 1: return UInt8(ascii: "\n")
+            case 2: return UInt8(ascii: "\r")
+            case 3: return 0
+            default: return UInt8.random(in: 0...255, using: &generator)
+            }
+        }
+    }
+
+    /// Sends `bytes` in random chunks (seeded), then half-closes, and returns all that came back.
+    static func exchange(_ bytes: [UInt8], seed: UInt64, address: String) async throws -> [UInt8] {
+        let conn = try await TCP.connect(address)
+        async let echoed = conn.readToEnd()
+        var generator = SeededGenerator(seed: seed ^ 0xABCD)
+        var offset = 0
+        while offset < bytes.count {
+            let size = Int.random(in: 1...3000, using: &generator)
+            try await conn.write(bytes[offset..<min(offset + size, bytes.count)])
+            try await conn.waitUntilWritable()
+            offset += size
+            if Int.random(in: 0..<8, using: &generator) == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        }
+        await conn.shutdownOutput()
+        let result = try await echoed
+        await conn.close()
+        return result
+    }
+
+    @Test("line mode echoes exactly the lines of random binary streams, however they are chunked", arguments: 1...8)
+    func randomLines(seed: Int) async throws {
+        let server = try ServerProcess(["--log-level", "notice"])
+        let address = try await server.address()
+        let bytes = Self.stream(seed: UInt64(seed), length: 1...200_000)
+        let echoed = try await Self.exchange(bytes, seed: UInt64(seed), address: address)
+        #expect(echoed.count == bytes.count, "seed \(seed)")
+        #expect(echoed == bytes, "seed \(seed)")
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("raw mode echoes random binary streams byte for byte", arguments: 1...4)
+    func randomRaw(seed: Int) async throws {
+        let server = try ServerProcess(["--mode", "raw", "--log-level", "notice"])
+        let address = try await server.address()
+        let bytes = Self.stream(seed: UInt64(seed) + 1000, length: 1...500_000)
+        let echoed = try await Self.exchange(bytes, seed: UInt64(seed), address: address)
+        #expect(echoed == bytes, "seed \(seed)")
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("command mode: non-UTF-8 bytes, NUL and a lone \\r are echoed as sent; the commands still work")
+    func commandModeGarbage() async throws {
+        let server = try ServerProcess(["--mode", "command"])
+        let conn = try await TCP.connect(try await server.address())
+        #expect(try await conn.line() == "Welcome to Silly Echo Server!\n")
+        #expect(try await conn.line() == "Type 'help' for commands\n")
+        #expect(String(buffer: try await conn.read(count: 2, timeout: patience)) == "> ")
+        let garbage: [UInt8] = [0xFF, 0xFE, 0x00, 0x0D, 0x41, 0xC3, 0x28, 0x0A]
+        try await conn.write(garbage)
+        let reply = Array(buffer: try await conn.read(until: "\n", timeout: patience))
+        #expect(reply == Array("Echo: ".utf8) + garbage)
+        #expect(String(buffer: try await conn.read(count: 2, timeout: patience)) == "> ")
+        try await conn.write("help\n")
+        #expect(try await conn.line() == "Command list:\n")
+        await conn.close()
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("a flood of 100,000 empty lines comes back whole")
+    func emptyLines() async throws {
+        let server = try ServerProcess(["--log-level", "notice"])
+        let bytes = [UInt8](repeating: UInt8(ascii: "\n"), count: 100_000)
+        let echoed = try await Self.exchange(bytes, seed: 7, address: try await server.address())
+        #expect(echoed == bytes)
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("1 MiB with no newline: that connection is closed with a log line, others are served, no descriptor is left")
+    func endlessLine() async throws {
+        let server = try ServerProcess([])
+        let address = try await server.address()
+        let other = try await TCP.connect(address)
+        try await other.write("before\n")
+        #expect(try await other.line() == "before\n")
+        let baseline = server.openDescriptors
+        let endless = try await TCP.connect(address)
+        try await endless.write(ByteBuffer(repeating: UInt8(ascii: "y"), count: 1 << 20))
+        await #expect(throws: SillyError.self) { _ = try await endless.readToEnd().count }
+        #expect(await server.waitForLog("Line too long"))
+        try await other.write("after\n")
+        #expect(try await other.line() == "after\n")
+        #expect(await eventually { server.openDescriptors == baseline })
+        await endless.close()
+        await other.close()
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("a client that resets in the middle of a large echo: the server logs it, keeps serving, leaks no descriptor")
+    func resetMidEcho() async throws {
+        let server = try ServerProcess([])
+        let address = try await server.address()
+        let port = Int(address.split(separator: ":").last!)!
+        let other = try await TCP.connect(address)
+        try await other.write("hello\n")
+        #expect(try await other.line() == "hello\n")
+        let baseline = server.openDescriptors
+        for round in 0..<5 {
+            let raw = try RawSocket(port: port)
+            let line = [UInt8](repeating: UInt8(ascii: "r"), count: 1023) + [UInt8(ascii: "\n")]
+            var sent = 0
+            // Send without reading until the socket takes no more: the server's replies back up.
+            for _ in 0..<4096 {
+                let taken = raw.sendAvailable(line)
+                if taken <= 0 { break }
+                sent += taken
+            }
+            #expect(sent > 0, "round \(round)")
+            raw.reset()
+        }
+        #expect(await server.waitForLog("Connection reset by peer"), "log: \(server.log)")
+        try await other.write("still here\n")
+        #expect(try await other.line() == "still here\n")
+        #expect(await eventually { server.openDescriptors == baseline }, "descriptors: \(server.openDescriptors), baseline \(baseline)")
+        await other.close()
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("a client that closes while the server is writing to it: no error spreads, nothing leaks")
+    func closeWhileWriting() async throws {
+        let server = try ServerProcess(["--mode", "raw"])
+        let address = try await server.address()
+        let baseline = server.openDescriptors
+        for _ in 0..<5 {
+            let conn = try await TCP.connect(address)
+            try await conn.write(ByteBuffer(repeating: UInt8(ascii: "w"), count: 2 << 20))
+            _ = try await conn.read(count: 1000, timeout: patience)
+            await conn.close()
+        }
+        let probe = try await TCP.connect(address)
+        try await probe.write("ok")
+        #expect(String(buffer: try await probe.read(count: 2, timeout: patience)) == "ok")
+        await probe.close()
+        #expect(await eventually { server.openDescriptors == baseline })
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("slow loris: a byte at a time with no newline is closed by the idle timeout; others are served")
+    func slowLoris() async throws {
+        // The timeout bounds the whole line, not the gap between bytes: trickling does not help.
+        let server = try ServerProcess(["--idle-timeout", "1s"])
+        let address = try await server.address()
+        let loris = try await TCP.connect(address)
+        var trickled = 0
+        while !server.log.contains("(idle timeout)") && trickled < 200 {
+            guard (try? await loris.write("z")) != nil else { break }
+            trickled += 1
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(await server.waitForLog("(idle timeout)"), "after \(trickled) bytes")
+        _ = try await loris.readToEnd()  // the server closed it: the stream ends
+        let other = try await TCP.connect(address)
+        try await other.write("served\n")
+        #expect(try await other.line() == "served\n")
+        await other.close()
+        await loris.close()
+        #expect(await server.stop() == 0)
+    }
+}
