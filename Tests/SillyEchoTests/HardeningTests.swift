@@ -156,7 +156,7 @@ struct HardeningTests {
         #expect(await server.stop() == 0)
     }
 
-    @Test("slow loris: a byte at a time with no newline is closed by the idle timeout; others are served")
+    @Test("slow loris: a byte at a time with no newline is closed by the idle timeout")
     func slowLoris() async throws {
         // The timeout bounds the whole line, not the gap between bytes: trickling does not help.
         let server = try ServerProcess(["--idle-timeout", "1s"])
@@ -170,11 +170,9 @@ struct HardeningTests {
         }
         #expect(await server.waitForLog("(idle timeout)"), "after \(trickled) bytes")
         _ = try await loris.readToEnd()  // the server closed it: the stream ends
-        let other = try await TCP.connect(address)
-        try await other.write("served\n")
-        #expect(try await other.line() == "served\n")
-        await other.close()
         await loris.close()
+        // (Other clients of this server would be subject to the same 1 s timeout, which a loaded
+        // machine can outlast: the tests above show others being served.)
         #expect(await server.stop() == 0)
     }
 }

@@ -34,7 +34,7 @@ public enum TCP {
         accept: @escaping @Sendable (TCPConnection) async throws -> Void
     ) async throws(SillyError) -> TCPListener {
         let handler = ConnectionHandler(accept: accept, logger: logger)
-        let bound = Self.bind(address, backlog: backlog, options: options, group: group) { connection in
+        let bound = Self.bind(address, backlog: backlog, options: options, group: group, logger: logger) { connection in
             let executor = EventLoopExecutor.for(connection.eventLoop)
             // The closure's frame is allocated with the task and lives as long as the
             // connection: it holds only the connection and the shared handler.
@@ -80,6 +80,7 @@ public enum TCP {
         backlog: Int = 4096,
         options: ConnectionOptions = ConnectionOptions(),
         group: any EventLoopGroup,
+        logger: Logger = Logger(label: "silly.tcp"),
         accept: @escaping @Sendable (TCPConnection) -> Void
     ) -> EventLoopFuture<TCPListener> {
         let loop = group.next()
@@ -94,6 +95,14 @@ public enum TCP {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             // Drain the accept queue on every wakeup: a burst of connects must not overflow it.
             .serverChannelOption(.maxMessagesPerRead, value: 1024)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    // Out of descriptors (EMFILE), accept fails at once and the listening socket
+                    // stays readable: without a pause the loop would spin on it. Pause, and say so.
+                    try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler(backoffProvider: { _ in Self.acceptBackoff }))
+                    try channel.pipeline.syncOperations.addHandler(AcceptFailureLog(address: address, logger: logger))
+                }
+            }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.writeBufferWaterMark, value: options.waterMark)
@@ -162,6 +171,9 @@ public enum TCP {
     }
 
     // MARK: Internals
+
+    /// How long the listener waits before accepting again after `accept` failed.
+    static let acceptBackoff = TimeAmount.milliseconds(200)
 
     /// Awaits a future of this file, whose failures are all ``SillyError``s.
     private static func result<Value: Sendable>(of future: EventLoopFuture<Value>) async throws(SillyError) -> Value {
@@ -234,5 +246,37 @@ private final class ConnectionHandler: Sendable {
 extension ConnectionOptions {
     var waterMark: ChannelOptions.Types.WriteBufferWaterMark {
         .init(low: self.writeWatermarks.lowerBound, high: self.writeWatermarks.upperBound)
+    }
+}
+
+/// Logs failed accepts (out of descriptors, say): the first at once, then at most one line per
+/// 10 seconds with the count, so a long shortage cannot flood the log.
+private final class AcceptFailureLog: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = any Channel
+
+    private let address: String
+    private let logger: Logger
+    private var lastLogged: NIODeadline?
+    private var unlogged = 0
+
+    init(address: String, logger: Logger) {
+        self.address = address
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(data)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.unlogged += 1
+        let now = NIODeadline.now()
+        if let last = self.lastLogged, now - last < .seconds(10) { return }
+        self.lastLogged = now
+        self.logger.warning(
+            "accept failed on \(self.address): \(ConnectionEngine.describe(error)) (\(self.unlogged) time(s)); pausing \(TCP.acceptBackoff.nanoseconds / 1_000_000) ms between attempts",
+            metadata: ["listener": "\(self.address)"]
+        )
+        self.unlogged = 0
     }
 }
