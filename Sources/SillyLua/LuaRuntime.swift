@@ -253,7 +253,7 @@ public final class LuaRuntime {
             return lua_resume(thread, nil, arguments, &results)
         case .yielded:
             return lua_resume(thread, nil, 0, &results)
-        case .timerFired:
+        case .waitEnded:
             return silly_resume(thread, 0, 0, &results)
         case .read(.success(let data)):
             stack.push(data)
@@ -273,7 +273,8 @@ public final class LuaRuntime {
         case .listening(.success(let listener), let accept):
             let wrapped = LuaListener(listener: listener, accept: accept)
             self.listeners[ObjectIdentifier(wrapped)] = wrapped
-            listener.closeFuture.assumeIsolated().whenComplete { _ in self.listenerClosed(wrapped) }
+            // Listeners accept on the core's acceptor loop: their futures complete there.
+            listener.closeFuture.hop(to: self.eventLoop).assumeIsolated().whenComplete { _ in self.listenerClosed(wrapped) }
             if self.terminating { listener.closeNow() }
             wrapped.push(on: stack)
             return silly_resume(thread, 1, 1, &results)
@@ -380,7 +381,7 @@ public final class LuaRuntime {
     func sleep(_ task: LuaTask, for delay: TimeAmount) {
         task.isWaiting = true
         self.eventLoop.assumeIsolated().scheduleTask(in: delay) {
-            self.resume(task, with: .timerFired)
+            self.resume(task, with: .waitEnded)
         }
     }
 

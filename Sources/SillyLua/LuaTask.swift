@@ -32,8 +32,8 @@ enum Wakeup {
     case start(arguments: Int32)
     /// A read decided.
     case read(Result<ByteBuffer, SillyError>)
-    /// A sleep ended.
-    case timerFired
+    /// A wait with no result ended: a sleep, a listener closing.
+    case waitEnded
     /// The task yielded by itself (`coroutine.yield()` in a task): it runs again after the others.
     case yielded
     /// A connect decided.

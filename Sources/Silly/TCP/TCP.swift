@@ -90,17 +90,14 @@ public enum TCP {
         } catch {
             return loop.makeFailedFuture(error)
         }
-        let bootstrap = ServerBootstrap(group: group)
+        let bootstrap = ServerBootstrap(group: Self.acceptor, childGroup: group)
             .serverChannelOption(.backlog, value: Int32(clamping: backlog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             // Drain the accept queue on every wakeup: a burst of connects must not overflow it.
             .serverChannelOption(.maxMessagesPerRead, value: 1024)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Out of descriptors (EMFILE), accept fails at once and the listening socket
-                    // stays readable: without a pause the loop would spin on it. Pause, and say so.
-                    try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler(backoffProvider: { _ in Self.acceptBackoff }))
-                    try channel.pipeline.syncOperations.addHandler(AcceptFailureLog(address: address, logger: logger))
+                    try channel.pipeline.syncOperations.addHandler(AcceptFailurePause(address: address, logger: logger))
                 }
             }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -174,6 +171,13 @@ public enum TCP {
 
     /// How long the listener waits before accepting again after `accept` failed.
     static let acceptBackoff = TimeAmount.milliseconds(200)
+
+    /// The loop every listener of the process accepts on: a thread of its own, which hands each
+    /// connection to its loop in the listener's group. Out of descriptors (EMFILE), `accept`
+    /// fails at once while the listening socket stays readable, and SwiftNIO (2.101) tries again
+    /// at once (its `AcceptBackoffHandler` cannot stop that: the channel keeps its read pending
+    /// after a failed first accept). This loop pauses instead, stalling no connection.
+    static let acceptor: any EventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
     /// Awaits a future of this file, whose failures are all ``SillyError``s.
     private static func result<Value: Sendable>(of future: EventLoopFuture<Value>) async throws(SillyError) -> Value {
@@ -249,9 +253,10 @@ extension ConnectionOptions {
     }
 }
 
-/// Logs failed accepts (out of descriptors, say): the first at once, then at most one line per
-/// 10 seconds with the count, so a long shortage cannot flood the log.
-private final class AcceptFailureLog: ChannelInboundHandler, RemovableChannelHandler {
+/// On the acceptor loop: after a failed accept (out of descriptors, say), pauses that loop for
+/// ``TCP/acceptBackoff`` before the next attempt, and logs the failure: the first at once, then
+/// at most one line per 10 seconds with the count, so a long shortage cannot flood the log.
+private final class AcceptFailurePause: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = any Channel
 
     private let address: String
@@ -269,6 +274,10 @@ private final class AcceptFailureLog: ChannelInboundHandler, RemovableChannelHan
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        defer {
+            // Blocking is what this loop is for: it only accepts. Connections live elsewhere.
+            usleep(UInt32(TCP.acceptBackoff.nanoseconds / 1000))
+        }
         self.unlogged += 1
         let now = NIODeadline.now()
         if let last = self.lastLogged, now - last < .seconds(10) { return }

@@ -41,7 +41,8 @@ enum TCPModule {
             loopBound.value.accept(connection, handler: accept)
         }
         task.isWaiting = true
-        bound.assumeIsolated().whenComplete { result in
+        // The listener lives on the core's acceptor loop: its future completes there.
+        bound.hop(to: runtime.eventLoop).assumeIsolated().whenComplete { result in
             runtime.resume(task, with: .listening(result.mapError(SillyError.init), accept: accept))
         }
         return SILLY_HOST_YIELD
@@ -131,8 +132,17 @@ final class LuaListener {
             guard let object = handle?.load(as: UnsafeMutableRawPointer?.self) else {
                 return stack.raise("bad self to 'close' (listener expected)")
             }
-            Unmanaged<LuaListener>.fromOpaque(object).takeUnretainedValue().listener.closeNow()
-            return 0
+            let listener = Unmanaged<LuaListener>.fromOpaque(object).takeUnretainedValue().listener
+            listener.closeNow()
+            // The listening socket is closed on the acceptor loop: wait for it, so that a connect
+            // made after `close()` returns is refused. (Where the caller cannot wait, it is not.)
+            let runtime = LuaRuntime.of(stack.state)
+            guard let task = runtime.canWait(stack.state) else { return 0 }
+            task.isWaiting = true
+            listener.closeFuture.hop(to: runtime.eventLoop).assumeIsolated().whenComplete { _ in
+                runtime.resume(task, with: .waitEnded)
+            }
+            return SILLY_HOST_YIELD
         }
     ]
 
