@@ -57,6 +57,8 @@ struct SillyBenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         signal(SIGPIPE, SIG_IGN)
+        // Each client is a descriptor: thousands of them need more than the usual soft limit.
+        FileLimit.raiseToHardLimit()
         var configuration = LoadConfiguration()
         configuration.address = self.addr
         configuration.clients = self.clients
