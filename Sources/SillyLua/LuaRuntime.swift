@@ -328,7 +328,7 @@ public final class LuaRuntime {
 
     /// A listener accepted `connection`: its handler runs in a task of its own.
     func accept(_ connection: TCPConnection, handler: Int32) {
-        guard !self.terminating else {
+        guard !self.terminating && !self.stopped else {
             connection.closeOnLoop()
             return
         }

@@ -77,10 +77,22 @@ struct AddressTests {
 
     @Test("connecting to a closed port fails with connectionRefused")
     func refused() async throws {
-        let listener = try await TCP.listen("127.0.0.1:0", accept: echoLines)
-        let address = "127.0.0.1:\(listener.port)"
-        await listener.close()
-        await #expect(throws: SillyError.connectionRefused(address)) { try await TCP.connect(address) }
+        // A socket bound to a port without listening holds it: no other test's listener can take
+        // it meanwhile (a closed listener's port can be handed out again at once).
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(holder) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(holder, $0, length) == 0 && getsockname(holder, $0, &length) == 0
+            }
+        }
+        try #require(bound)
+        let target = "127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
+        await #expect(throws: SillyError.connectionRefused(target)) { try await TCP.connect(target) }
     }
 
     @Test("a connect the server never answers fails with connectTimeout")

@@ -46,7 +46,11 @@ struct WriteTests {
             _ = try? await conn.read(until: "\n")
             _ = written
         }) { address in
-            let client = try await TCP.connect(address)
+            // The client holds at most 64 KiB unread: then the kernel's buffers fill and the
+            // server's queue grows, however fast this machine runs the two sides.
+            var clientOptions = ConnectionOptions()
+            clientOptions.receiveLimit = 64 * 1024
+            let client = try await TCP.connect(address, options: clientOptions)
             #expect(await results.next() == "\(SillyError.sendQueueFull(limit: 256 * 1024))")
             #expect(await results.next() == "bounded")
             // Now read everything: the server's queue drains and its waitUntilWritable returns.

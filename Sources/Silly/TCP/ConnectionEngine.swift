@@ -325,6 +325,14 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        // A channel closed before it was registered (its listener closed meanwhile) never fires
+        // `channelInactive`: end what waits here all the same.
+        if !self.channelClosed {
+            self.inputEnded = true
+            self.channelClosed = true
+            self.serveWaitingRead()
+            self.resumeWritabilityWaiters(with: .failure(self.writeError ?? .endOfStream))
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

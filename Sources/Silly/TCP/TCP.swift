@@ -73,7 +73,8 @@ public enum TCP {
     /// once it is active: the callback-level front end's `listen`, for code that drives its
     /// connections from the loop without a task each (a script runtime).
     ///
-    /// With one event loop as `group`, the listener and every connection share that loop.
+    /// With one event loop as `group`, every connection lives on that loop (the listening socket
+    /// itself is on the process's acceptor thread, ``acceptor``).
     /// The future fails with the errors ``listen(_:backlog:options:group:logger:accept:)`` throws.
     public static func bind(
         _ address: String,
@@ -83,12 +84,11 @@ public enum TCP {
         logger: Logger = Logger(label: "silly.tcp"),
         accept: @escaping @Sendable (TCPConnection) -> Void
     ) -> EventLoopFuture<TCPListener> {
-        let loop = group.next()
         let bindAddress: SocketAddress
         do {
             bindAddress = try HostAndPort(parsing: address).resolve(defaultHost: "0.0.0.0", original: address)
         } catch {
-            return loop.makeFailedFuture(error)
+            return Self.acceptor.next().makeFailedFuture(error)
         }
         let bootstrap = ServerBootstrap(group: Self.acceptor, childGroup: group)
             .serverChannelOption(.backlog, value: Int32(clamping: backlog))
@@ -107,8 +107,9 @@ public enum TCP {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let connection = try Self.attachEngine(to: channel, options: options)
-                    // The channel becomes active once this initializer's future completes (in
-                    // the same turn of the loop); the handler must not write before that.
+                    // `accept` runs before the channel is registered and active: writes it makes
+                    // are sent once it is; if it never is (the listener closed meanwhile), the
+                    // engine ends its reads (`handlerRemoved`).
                     channel.eventLoop.assumeIsolated().execute { accept(connection) }
                 }
             }
@@ -212,8 +213,13 @@ public enum TCP {
         case let error as SillyError:
             return error
         case let error as NIOConnectionError:
-            if let first = error.connectionErrors.first {
-                return Self.connectError(first.error, address: address)
+            // Several addresses tried (IPv6 and IPv4 for a name): a refusal says the most.
+            let errors = error.connectionErrors.map(\.error)
+            if let refused = errors.first(where: { ($0 as? IOError)?.errnoCode == ECONNREFUSED }) {
+                return Self.connectError(refused, address: address)
+            }
+            if let first = errors.first {
+                return Self.connectError(first, address: address)
             }
             return .unresolvable(address)
         case ChannelError.connectTimeout:
@@ -274,6 +280,11 @@ private final class AcceptFailurePause: ChannelInboundHandler, RemovableChannelH
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Only a shortage is worth a pause; a connection aborted before it was accepted is not.
+        guard let code = (error as? IOError)?.errnoCode, [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(code) else {
+            context.fireErrorCaught(error)
+            return
+        }
         defer {
             // Blocking is what this loop is for: it only accepts. Connections live elsewhere.
             usleep(UInt32(TCP.acceptBackoff.nanoseconds / 1000))
