@@ -98,6 +98,22 @@ struct LuaStack {
         lua_rawset(self.state, table)
     }
 
+    /// Pushes a script object: a table `{ [1] = handle, field = text, ... }` with `metatable`,
+    /// whose handle is a userdata (with `handleMetatable`) holding `object` retained; the
+    /// handle's `__gc` releases it.
+    func pushObject(_ object: AnyObject, handleMetatable: String, metatable: String, fields: KeyValuePairs<String, String>) {
+        lua_createtable(self.state, 1, Int32(fields.count))
+        let handle = lua_newuserdatauv(self.state, MemoryLayout<UnsafeMutableRawPointer?>.size, 0)!
+        handle.storeBytes(of: Unmanaged.passRetained(object).toOpaque(), as: UnsafeMutableRawPointer?.self)
+        luaL_setmetatable(self.state, handleMetatable)
+        lua_rawseti(self.state, -2, 1)
+        for (name, value) in fields {
+            self.push(value)
+            self.setField(-2, name)
+        }
+        luaL_setmetatable(self.state, metatable)
+    }
+
     /// Pushes a table of the given functions.
     func pushTable(of functions: KeyValuePairs<String, silly_host_function>) {
         lua_createtable(self.state, 0, Int32(functions.count))

@@ -5,23 +5,6 @@ import Silly
 import Glibc
 #endif
 
-/// SplitMix64: a seeded generator, so a failing random case replays from the seed in its name.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        self.state = seed &+ 0x9E37_79B9_7F4A_7C15
-    }
-
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// A blocking client socket, for what a well-behaved client would not do: reset the connection.
 struct RawSocket {
     let descriptor: Int32

@@ -49,16 +49,7 @@ struct LuaExamplesTests {
     func counter() async throws {
         let server = try Lua.run(Lua.example("counter.lua"), ["127.0.0.1:0"])
         let address = try await server.address()
-        let first = try await TCP.connect(address)
-        #expect(await server.waitForLog("current connections: 1"))
-        let second = try await TCP.connect(address)
-        #expect(await server.waitForLog("current connections: 2"))
-        try await second.write("ping\n")
-        #expect(try await second.line() == "ping\n")
-        await first.close()
-        #expect(await server.waitForLog("remaining connections: 1"))
-        await second.close()
-        #expect(await server.waitForLog("remaining connections: 0"))
+        try await TutorialChecks.counter(server, first: try await TCP.connect(address), address: address)
         #expect(await server.stop() == 0)
     }
 
@@ -77,40 +68,14 @@ struct LuaExamplesTests {
     @Test("extension 3: per-connection statistics when the client leaves")
     func statistics() async throws {
         let server = try Lua.run(Lua.example("stats.lua"), ["127.0.0.1:0"])
-        let address = try await server.address()
-        let client = try await TCP.connect(address)
-        for line in ["one\n", "two\n", "three\n"] {
-            try await client.write(line)
-            #expect(try await client.line() == line)
-        }
-        await client.close()
-        #expect(await server.waitForLog("statistics: received 14 bytes, sent 14 bytes, messages 3"), "log: \(server.log)")
+        try await TutorialChecks.statistics(server, client: try await TCP.connect(try await server.address()))
         #expect(await server.stop() == 0)
     }
 
     @Test("extension 4: banner, help, time, echo and quit")
     func commandProtocol() async throws {
         let server = try Lua.run(Lua.example("protocol.lua"), ["127.0.0.1:0"])
-        let client = try await TCP.connect(try await server.address())
-        #expect(try await client.line() == "Welcome to Silly Echo Server!\n")
-        #expect(try await client.line() == "Type 'help' for commands\n")
-        #expect(String(buffer: try await client.read(count: 2, timeout: patience)) == "> ")
-        try await client.write("  help \r\n")
-        #expect(try await client.line() == "Command list:\n")
-        #expect(try await client.line() == " help - Show this help\n")
-        #expect(try await client.line() == " time - Show server time\n")
-        #expect(try await client.line() == " quit - Disconnect\n")
-        #expect(String(buffer: try await client.read(count: 2, timeout: patience)) == "> ")
-        try await client.write("time\n")
-        let time = try await client.line()
-        #expect(time.count > 10 && time.contains(":"), "os.date() line: \(time)")
-        #expect(String(buffer: try await client.read(count: 2, timeout: patience)) == "> ")
-        try await client.write("hi there\n")
-        #expect(try await client.line() == "Echo: hi there\n")
-        #expect(String(buffer: try await client.read(count: 2, timeout: patience)) == "> ")
-        try await client.write("quit\n")
-        #expect(try await client.line() == "Goodbye!\n")
-        await #expect(throws: SillyError.endOfStream) { try await client.read(until: "\n", timeout: patience) }
+        try await TutorialChecks.commandProtocol(client: try await TCP.connect(try await server.address()))
         #expect(await server.stop() == 0)
     }
 
@@ -129,20 +94,7 @@ struct LuaExamplesTests {
     func telnet() async throws {
         let server = try Lua.run(Lua.example("step2-echo.lua"), ["127.0.0.1:0"])
         let port = String(try await server.address().split(separator: ":").last!)
-        let script = OutsideClientTests.expectPrelude + #"""
-            spawn telnet 127.0.0.1 \#(port)
-            want {Escape character is '\^]'\.}
-            send "Hello Silly!\r"
-            want {Hello Silly!\r\n.*Hello Silly!\r\n}
-            send "This is a test\r"
-            want {This is a test\r\n.*This is a test\r\n}
-            send "\035"
-            want {telnet>}
-            send "quit\r"
-            expect eof
-            exit 0
-            """#
-        let result = try OutsideClient.run("expect", ["-c", script + "\n"])
+        let result = try OutsideClientTests.tutorialTelnetSession(port: port)
         #expect(result.status == 0, "expect output: \(result.output)")
         #expect(await server.waitForLog("Read error:\tsocket closed"))
         #expect(await server.stop() == 0)

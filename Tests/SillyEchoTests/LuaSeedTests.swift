@@ -87,22 +87,7 @@ struct LuaSeedTests {
     func telnet() async throws {
         let server = try await Seed.run(try Seed.code(92, 159, cutting: "Save the code as echo-server.lua."), name: "echo-server")
         await (try Seed.connect()).close()
-        let script = OutsideClientTests.expectPrelude + #"""
-            spawn telnet 127.0.0.1 9999
-            want {Trying 127.0.0.1\.\.\.}
-            want {Connected to 127.0.0.1\.}
-            want {Escape character is '\^]'\.}
-            send "Hello Silly!\r"
-            want {Hello Silly!\r\n.*Hello Silly!\r\n}
-            send "This is a test\r"
-            want {This is a test\r\n.*This is a test\r\n}
-            send "\035"
-            want {telnet>}
-            send "quit\r"
-            expect eof
-            exit 0
-            """#
-        let result = try OutsideClient.run("expect", ["-c", script + "\n"])
+        let result = try OutsideClientTests.tutorialTelnetSession(port: "9999")
         #expect(result.status == 0, "expect output: \(result.output)")
         #expect(await server.stop() == 0)
     }
@@ -110,16 +95,7 @@ struct LuaSeedTests {
     @Test("extension 1 (lines 287-305): the connection counter")
     func counter() async throws {
         let server = try await Seed.run(try Seed.code(287, 305, cutting: "2. Add Timeout Handling", adding: ["net.tcp"]), name: "counter")
-        let first = try await Seed.connect()
-        #expect(await server.waitForLog("current connections: 1"))
-        let second = try await TCP.connect(Seed.address)
-        #expect(await server.waitForLog("current connections: 2"))
-        try await second.write("ping\n")
-        #expect(try await second.line() == "ping\n")
-        await first.close()
-        #expect(await server.waitForLog("remaining connections: 1"))
-        await second.close()
-        #expect(await server.waitForLog("remaining connections: 0"))
+        try await TutorialChecks.counter(server, first: try await Seed.connect(), address: Seed.address)
         #expect(await server.stop() == 0)
     }
 
@@ -138,35 +114,14 @@ struct LuaSeedTests {
     @Test("extension 3 (lines 333-356): statistics when the client leaves")
     func statistics() async throws {
         let server = try await Seed.run(try Seed.code(333, 356, cutting: "4. Implement Simple Protocol", adding: ["net.tcp"]), name: "stats")
-        let client = try await Seed.connect()
-        for line in ["one\n", "two\n", "three\n"] {
-            try await client.write(line)
-            #expect(try await client.line() == line)
-        }
-        await client.close()
-        #expect(await server.waitForLog("statistics: received 14 bytes, sent 14 bytes, messages 3"), "log: \(server.log)")
+        try await TutorialChecks.statistics(server, client: try await Seed.connect())
         #expect(await server.stop() == 0)
     }
 
     @Test("extension 4 (lines 358-384): the help/time/quit protocol")
     func commandProtocol() async throws {
         let server = try await Seed.run(try Seed.code(358, 384, cutting: "5. Performance Testing", adding: ["net.tcp"]), name: "protocol")
-        let client = try await Seed.connect()
-        #expect(try await client.line() == "Welcome to Silly Echo Server!\n")
-        #expect(try await client.line() == "Type 'help' for commands\n")
-        #expect(String(buffer: try await client.read(count: 2, timeout: patience)) == "> ")
-        try await client.write("help\r\n")
-        #expect(try await client.line() == "Command list:\n")
-        #expect(try await client.line() == " help - Show this help\n")
-        #expect(try await client.line() == " time - Show server time\n")
-        #expect(try await client.line() == " quit - Disconnect\n")
-        #expect(String(buffer: try await client.read(count: 2, timeout: patience)) == "> ")
-        try await client.write("time\n")
-        #expect(try await client.line().count > 10)
-        #expect(String(buffer: try await client.read(count: 2, timeout: patience)) == "> ")
-        try await client.write("quit\n")
-        #expect(try await client.line() == "Goodbye!\n")
-        await #expect(throws: SillyError.endOfStream) { try await client.read(until: "\n", timeout: patience) }
+        try await TutorialChecks.commandProtocol(client: try await Seed.connect())
         #expect(await server.stop() == 0)
     }
 

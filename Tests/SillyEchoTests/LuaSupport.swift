@@ -46,3 +46,57 @@ extension ServerProcess {
         await eventually { self.log.components(separatedBy: text).count - 1 >= count }
     }
 }
+
+/// What a user sees of the tutorial's extension exercises, checked the same way whether the
+/// program is `Examples/lua` or the seed's own code. `first` is a connection already open.
+enum TutorialChecks {
+    /// Extension 1: the count goes up with each connection and down as they close.
+    static func counter(_ server: ServerProcess, first: TCPConnection, address: String) async throws {
+        #expect(await server.waitForLog("current connections: 1"))
+        let second = try await TCP.connect(address)
+        #expect(await server.waitForLog("current connections: 2"))
+        try await second.write("ping\n")
+        #expect(try await second.line() == "ping\n")
+        await first.close()
+        #expect(await server.waitForLog("remaining connections: 1"))
+        await second.close()
+        #expect(await server.waitForLog("remaining connections: 0"))
+    }
+
+    /// Extension 3: three lines echoed, then the statistics line once the client leaves.
+    static func statistics(_ server: ServerProcess, client: TCPConnection) async throws {
+        for line in ["one\n", "two\n", "three\n"] {
+            try await client.write(line)
+            #expect(try await client.line() == line)
+        }
+        await client.close()
+        #expect(await server.waitForLog("statistics: received 14 bytes, sent 14 bytes, messages 3"), "log: \(server.log)")
+    }
+
+    /// Extension 4: banner, prompt, help (with telnet's spaces and CR trimmed), time, an echoed
+    /// line, quit.
+    static func commandProtocol(client: TCPConnection) async throws {
+        func prompt() async throws {
+            #expect(String(buffer: try await client.read(count: 2, timeout: patience)) == "> ")
+        }
+        #expect(try await client.line() == "Welcome to Silly Echo Server!\n")
+        #expect(try await client.line() == "Type 'help' for commands\n")
+        try await prompt()
+        try await client.write("  help \r\n")
+        #expect(try await client.line() == "Command list:\n")
+        #expect(try await client.line() == " help - Show this help\n")
+        #expect(try await client.line() == " time - Show server time\n")
+        #expect(try await client.line() == " quit - Disconnect\n")
+        try await prompt()
+        try await client.write("time\n")
+        let time = try await client.line()
+        #expect(time.count > 10 && time.contains(":"), "os.date() line: \(time)")
+        try await prompt()
+        try await client.write("hi there\n")
+        #expect(try await client.line() == "Echo: hi there\n")
+        try await prompt()
+        try await client.write("quit\n")
+        #expect(try await client.line() == "Goodbye!\n")
+        await #expect(throws: SillyError.endOfStream) { try await client.read(until: "\n", timeout: patience) }
+    }
+}

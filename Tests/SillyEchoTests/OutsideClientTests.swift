@@ -45,8 +45,19 @@ struct OutsideClientTests {
     func telnetSession() async throws {
         let server = try ServerProcess([])
         let port = String(try await server.address().split(separator: ":").last!)
+        let result = try Self.tutorialTelnetSession(port: port)
+        #expect(result.status == 0, "expect output: \(result.output)")
+        #expect(await server.waitForLog("messages 2; connections: 0"))
+        #expect(await server.stop() == 0)
+    }
+
+    /// The tutorial's telnet session through the real telnet under expect: connect, type two
+    /// lines and see each echoed, quit. Status 0 if all of it was seen.
+    static func tutorialTelnetSession(port: String) throws -> (output: String, status: Int32) {
         let script = Self.expectPrelude + #"""
             spawn telnet 127.0.0.1 \#(port)
+            want {Trying 127.0.0.1\.\.\.}
+            want {Connected to 127.0.0.1\.}
             want {Escape character is '\^]'\.}
             send "Hello Silly!\r"
             want {Hello Silly!\r\n.*Hello Silly!\r\n}
@@ -58,10 +69,7 @@ struct OutsideClientTests {
             expect eof
             exit 0
             """#
-        let result = try OutsideClient.run("expect", ["-c", script + "\n"])
-        #expect(result.status == 0, "expect output: \(result.output)")
-        #expect(await server.waitForLog("messages 2; connections: 0"))
-        #expect(await server.stop() == 0)
+        return try OutsideClient.run("expect", ["-c", script + "\n"])
     }
 
     /// `want PATTERN`: wait for a regular expression, and fail the script (exit 1) if it does not come.

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import SillyTestSupport
 import Testing
 
 @testable import Silly
@@ -10,18 +11,6 @@ import Testing
 /// longer runs).
 @Suite("Receive buffer: seeded property run against a model")
 struct ReceiveBufferPropertyTests {
-    /// SplitMix64, so a failing case replays from its seed.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            self.state &+= 0x9E37_79B9_7F4A_7C15
-            var z = self.state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// What a request must get from `model` (the unread bytes), by the buffer's contract.
     enum Expected: Equatable {
         case ready([UInt8])
@@ -49,7 +38,7 @@ struct ReceiveBufferPropertyTests {
     }
 
     static func check(seed: UInt64) -> String? {
-        var random = Generator(state: seed)
+        var random = SeededGenerator(seed: seed)
         let alphabet: [UInt8] = [UInt8(ascii: "a"), UInt8(ascii: "b"), UInt8(ascii: "\r"), UInt8(ascii: "\n"), 0, 0xFF]
         let delimiters: [Delimiter] = ["\n", "\r\n", "ab", "\n\n\n", Delimiter([0, 0xFF])!, "abababab\r\n"]
         let maxLineLength = Int.random(in: 4...64, using: &random)

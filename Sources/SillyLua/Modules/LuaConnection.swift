@@ -32,15 +32,10 @@ final class LuaConnection: TCPReadHandler {
 
     /// Pushes the script's object for `connection`.
     static func push(_ connection: LuaConnection, on stack: LuaStack) {
-        let state = stack.state
-        lua_createtable(state, 1, 1)
-        let handle = lua_newuserdatauv(state, MemoryLayout<UnsafeMutableRawPointer?>.size, 0)!
-        handle.storeBytes(of: Unmanaged.passRetained(connection).toOpaque(), as: UnsafeMutableRawPointer?.self)
-        luaL_setmetatable(state, Self.handleMetatable)
-        lua_rawseti(state, -2, 1)
-        stack.push(connection.connection.remoteAddress?.description ?? "?")
-        stack.setField(-2, "remoteaddr")
-        luaL_setmetatable(state, Self.metatable)
+        stack.pushObject(
+            connection, handleMetatable: Self.handleMetatable, metatable: Self.metatable,
+            fields: ["remoteaddr": connection.connection.remoteAddress?.description ?? "?"]
+        )
     }
 
     /// The connection whose object is argument 1 (the method's `self`).

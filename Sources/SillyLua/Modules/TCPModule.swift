@@ -111,15 +111,10 @@ final class LuaListener {
     static let handleMetatable = "silly.listener.handle"
 
     func push(on stack: LuaStack) {
-        let state = stack.state
-        lua_createtable(state, 1, 1)
-        let handle = lua_newuserdatauv(state, MemoryLayout<UnsafeMutableRawPointer?>.size, 0)!
-        handle.storeBytes(of: Unmanaged.passRetained(self).toOpaque(), as: UnsafeMutableRawPointer?.self)
-        luaL_setmetatable(state, Self.handleMetatable)
-        lua_rawseti(state, -2, 1)
-        stack.push(self.listener.localAddress.description)
-        stack.setField(-2, "addr")
-        luaL_setmetatable(state, Self.metatable)
+        stack.pushObject(
+            self, handleMetatable: Self.handleMetatable, metatable: Self.metatable,
+            fields: ["addr": self.listener.localAddress.description]
+        )
     }
 
     static let methods: KeyValuePairs<String, silly_host_function> = [
