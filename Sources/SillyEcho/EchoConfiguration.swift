@@ -29,6 +29,10 @@ public struct EchoConfiguration: Sendable {
     public var shutdownGrace: Duration = .seconds(5)
     /// The kernel's queue of connections not yet accepted.
     public var backlog = 4096
+    /// Event loops serving the connections; `nil`: one per core.
+    public var threads: Int? = nil
+    /// Share the port with other processes listening with it too (`SO_REUSEPORT`).
+    public var reusePort = false
 
     /// The defaults `silly-echo` shows in `--help`.
     public init() {}

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import Silly
 import Synchronization
@@ -37,11 +38,16 @@ public final class EchoServer: Service, Sendable {
     /// - Throws: the `SillyError` of a bad or busy address.
     public func run() async throws {
         let listener: TCPListener
+        // Its own loops when a thread count is given; they end with the server.
+        let ownLoops = self.configuration.threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
+        defer { ownLoops?.shutdownGracefully { _ in } }
         do {
             listener = try await TCP.listen(
                 self.configuration.address,
                 backlog: self.configuration.backlog,
+                reusePort: self.configuration.reusePort,
                 options: self.configuration.connectionOptions,
+                group: ownLoops ?? MultiThreadedEventLoopGroup.singleton,
                 logger: self.logger
             ) { [self] connection in
                 await self.serve(connection)

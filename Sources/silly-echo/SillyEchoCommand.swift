@@ -52,6 +52,12 @@ struct SillyEchoCommand: AsyncParsableCommand {
     @Option(help: "Length of the kernel's queue of connections not yet accepted.")
     var backlog = 4096
 
+    @Option(help: "Event-loop threads serving the connections. (default: one per core)")
+    var threads: Int?
+
+    @Flag(help: "Share the port with other silly-echo processes started with --reuse-port: the kernel spreads connections among them.")
+    var reusePort = false
+
     @Flag(help: "Run the tutorial's test clients against this server, in this process, then exit: 0 if every echo matched.")
     var selfTest = false
 
@@ -68,6 +74,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
         guard self.maxLine > 0 else { throw ValidationError("--max-line must be positive") }
         guard self.maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         guard self.backlog > 0 else { throw ValidationError("--backlog must be positive") }
+        if let threads = self.threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard self.clients > 0, self.messages > 0 else { throw ValidationError("--clients and --messages must be positive") }
     }
 
@@ -92,6 +99,8 @@ struct SillyEchoCommand: AsyncParsableCommand {
         configuration.statsInterval = self.statsInterval.duration == .zero ? nil : self.statsInterval.duration
         configuration.shutdownGrace = self.shutdownGrace.duration
         configuration.backlog = self.backlog
+        configuration.threads = self.threads
+        configuration.reusePort = self.reusePort
         let server = EchoServer(configuration: configuration, logger: logger)
 
         var groupConfiguration = ServiceGroupConfiguration(

@@ -20,6 +20,8 @@ public enum TCP {
     ///   - address: `"127.0.0.1:9999"`, `"0.0.0.0:8080"`, `":8080"` (all interfaces), `"[::1]:9999"`,
     ///     `"localhost:9999"`; port 0 picks a free port (see ``TCPListener/port``).
     ///   - backlog: the kernel's queue of connections not yet accepted.
+    ///   - reusePort: let other sockets (other processes) listen on the same address too
+    ///     (`SO_REUSEPORT`): the kernel spreads incoming connections among them.
     ///   - options: limits for each accepted connection.
     ///   - group: the event loops that serve the connections; all cores by default.
     ///   - logger: where handler failures are logged.
@@ -28,13 +30,16 @@ public enum TCP {
     public static func listen(
         _ address: String,
         backlog: Int = 4096,
+        reusePort: Bool = false,
         options: ConnectionOptions = ConnectionOptions(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "silly.tcp"),
         accept: @escaping @Sendable (TCPConnection) async throws -> Void
     ) async throws(SillyError) -> TCPListener {
         let handler = ConnectionHandler(accept: accept, logger: logger)
-        let bound = Self.bind(address, backlog: backlog, options: options, group: group, logger: logger) { connection in
+        let bound = Self.bind(
+            address, backlog: backlog, reusePort: reusePort, options: options, group: group, logger: logger
+        ) { connection in
             let executor = EventLoopExecutor.for(connection.eventLoop)
             // The closure's frame is allocated with the task and lives as long as the
             // connection: it holds only the connection and the shared handler.
@@ -75,10 +80,11 @@ public enum TCP {
     ///
     /// With one event loop as `group`, every connection lives on that loop (the listening socket
     /// itself is on the process's acceptor thread, ``acceptor``).
-    /// The future fails with the errors ``listen(_:backlog:options:group:logger:accept:)`` throws.
+    /// The future fails with the errors ``listen(_:backlog:reusePort:options:group:logger:accept:)`` throws.
     public static func bind(
         _ address: String,
         backlog: Int = 4096,
+        reusePort: Bool = false,
         options: ConnectionOptions = ConnectionOptions(),
         group: any EventLoopGroup,
         logger: Logger = Logger(label: "silly.tcp"),
@@ -93,6 +99,7 @@ public enum TCP {
         let bootstrap = ServerBootstrap(group: Self.acceptor, childGroup: group)
             .serverChannelOption(.backlog, value: Int32(clamping: backlog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: reusePort ? 1 : 0)
             // Drain the accept queue on every wakeup: a burst of connects must not overflow it.
             .serverChannelOption(.maxMessagesPerRead, value: 1024)
             .serverChannelInitializer { channel in

@@ -1,0 +1,50 @@
+import Foundation
+import Silly
+import SillyTestSupport
+import Testing
+
+/// Running silly-echo as a service: its threads, and processes sharing a port.
+@Suite("silly-echo as a service: threads and a shared port")
+struct ServiceTests {
+    @Test("--reuse-port: two servers share one port and the kernel spreads connections; a server without it is refused")
+    func reusePort() async throws {
+        let first = try ServerProcess(["--reuse-port", "--threads", "1"])
+        let address = try await first.address()
+        let second = try ServerProcess(["--reuse-port", "--threads", "1", "--addr", address])
+        #expect(await second.waitForLog("Listening on \(address)"), "second: \(second.errorLog)")
+        let third = try ServerProcess(["--addr", address])
+        #expect(await third.exitStatus() == 1)
+        #expect(third.errorLog.contains("address already in use"))
+
+        for index in 0..<64 {
+            let conn = try await TCP.connect(address)
+            try await conn.write("line \(index)\n")
+            #expect(try await conn.line() == "line \(index)\n")
+            await conn.close()
+        }
+        // Spread by a hash of each connection's addresses: 64 all on one side would be a 2^-63 chance.
+        #expect(await first.waitForLog("Accept connection"))
+        #expect(await second.waitForLog("Accept connection"))
+        #expect(await first.stop() == 0)
+        #expect(await second.stop() == 0)
+    }
+
+    @Test("--threads sets the event loops; a bad count is refused")
+    func threads() async throws {
+        let server = try ServerProcess(["--threads", "3"])
+        let conn = try await TCP.connect(try await server.address())
+        try await conn.write("three loops\n")
+        #expect(try await conn.line() == "three loops\n")
+        let threads = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(server.process.processIdentifier)/task")
+            .compactMap { try? String(contentsOfFile: "/proc/\(server.process.processIdentifier)/task/\($0)/comm", encoding: .utf8) }
+        // Event-loop threads are named NIO-ELT-<group>-#<n>: one group of exactly three serves.
+        let groups = Dictionary(grouping: threads.filter { $0.hasPrefix("NIO-ELT-") }) { $0.split(separator: "-")[2] }
+        #expect(groups.values.contains { $0.count == 3 }, "threads: \(threads)")
+        await conn.close()
+        #expect(await server.stop() == 0)
+
+        let bad = try ServerProcess(["--threads", "0"])
+        #expect(await bad.exitStatus() == 64)
+        #expect(bad.errorLog.contains("--threads must be at least 1"))
+    }
+}
