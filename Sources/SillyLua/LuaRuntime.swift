@@ -38,8 +38,6 @@ public final class LuaRuntime {
     private var stopped = false
     private var terminating = false
 
-    /// The delimiter the last read asked for, kept: a read loop asks for the same one each time.
-    @exclusivity(unchecked) var delimiters = DelimiterCache()
     /// The connection handles' metatable, to recognise a handle by pointer (`luaL_testudata`
     /// would look the metatable up by name on every method call).
     var connectionHandleMetatable: UnsafeRawPointer?

@@ -117,8 +117,10 @@ struct EchoServerTests {
         try await conn.write("hello \u{00e9}\u{00ff}\r\n")
         #expect(try await conn.line() == "Echo: hello \u{00e9}\u{00ff}\r\n")
         try await prompt()
-        try await conn.write(ByteBuffer(bytes: [0xFF, 0xFE, 0x00, 0x41, 0x0A]))  // not UTF-8
-        #expect(Array(buffer: try await conn.read(until: "\n", timeout: patience)) == Array("Echo: ".utf8) + [0xFF, 0xFE, 0x00, 0x41, 0x0A])
+        // Not UTF-8 (a bad continuation byte too), a NUL, a lone CR: echoed as sent.
+        let garbage: [UInt8] = [0xFF, 0xFE, 0x00, 0x0D, 0x41, 0xC3, 0x28, 0x0A]
+        try await conn.write(ByteBuffer(bytes: garbage))
+        #expect(Array(buffer: try await conn.read(until: "\n", timeout: patience)) == Array("Echo: ".utf8) + garbage)
         try await prompt()
         try await conn.write("quit\r\n")
         #expect(try await conn.line() == "Goodbye!\n")

@@ -260,13 +260,14 @@ struct LuaBindingTests {
         #expect(run.log.contains("bad argument:\tfalse\tbad argument #1 to 'read' (delimiter string or byte count expected)"))
     }
 
-    @Test("SIGTERM closes listeners and connections: handlers see active closed, and the process exits 0")
-    func terminate() async throws {
+    @Test("SIGTERM or SIGINT closes listeners and connections: handlers see active closed, and the process exits 0",
+          arguments: [SIGTERM, SIGINT])
+    func terminate(signal: Int32) async throws {
         let server = try Lua.run(Lua.example("step2-echo.lua"), ["127.0.0.1:0"])
         let client = try await TCP.connect(try await server.address())
         try await client.write("hello\n")
         #expect(try await client.line() == "hello\n")
-        #expect(await server.stop() == 0)
+        #expect(await server.stop(signal: signal) == 0)
         #expect(server.log.contains("Read error:\tactive closed\n"))
     }
 

@@ -79,37 +79,18 @@ struct AddressTests {
     func refused() async throws {
         // A socket bound to a port without listening holds it: no other test's listener can take
         // it meanwhile (a closed listener's port can be handed out again at once).
-        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(holder) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(holder, $0, length) == 0 && getsockname(holder, $0, &length) == 0
-            }
-        }
-        try #require(bound)
-        let target = "127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
+        let holder = RawSocket()
+        let port = try #require(holder.bindLoopback())
+        let target = "127.0.0.1:\(port)"
         await #expect(throws: SillyError.connectionRefused(target)) { try await TCP.connect(target) }
     }
 
     @Test("a connect the server never answers fails with connectTimeout")
     func connectTimeout() async throws {
         // A listening socket that never accepts, its backlog filled: the kernel drops further SYNs.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        #expect(listen(fd, 0) == 0)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        let port = Int(UInt16(bigEndian: address.sin_port))
+        let holder = RawSocket()
+        let port = try #require(holder.bindLoopback())
+        #expect(listen(holder.descriptor, 0) == 0)
         var fillers: [TCPConnection] = []
         var timedOut = false
         for _ in 0..<8 {

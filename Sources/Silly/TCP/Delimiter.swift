@@ -25,6 +25,24 @@ public struct Delimiter: Sendable, Hashable, ExpressibleByStringLiteral, CustomS
         }
     }
 
+    /// A delimiter of the given bytes; `nil` if there are none. Not generic, unlike the
+    /// collection initializer: a caller in another module that makes one per read
+    /// (the Lua runtime, from each `conn:read`'s string) would otherwise run the generic code
+    /// unspecialised, looking up type metadata on every call.
+    public init?(_ bytes: UnsafeRawBufferPointer) {
+        guard !bytes.isEmpty else { return nil }
+        self.inlineCount = UInt8(truncatingIfNeeded: min(bytes.count, 8))
+        if bytes.count <= 8 {
+            var packed: UInt64 = 0
+            for index in 0..<bytes.count { packed |= UInt64(bytes[index]) << (8 * index) }
+            self.inline = packed
+            self.spilled = nil
+        } else {
+            self.inline = 0
+            self.spilled = Array(bytes)
+        }
+    }
+
     /// A delimiter of the string's UTF-8 bytes. An empty string traps: it delimits nothing.
     public init(stringLiteral value: String) {
         guard let delimiter = Delimiter(value.utf8) else {

@@ -87,7 +87,7 @@ final class LuaConnection: TCPReadHandler {
         let result: Result<ByteBuffer, SillyError>?
         switch stack.type(at: 2) {
         case LUA_TSTRING:
-            guard let bytes = stack.bytes(at: 2), let delimiter = self.runtime.delimiters.delimiter(for: bytes) else {
+            guard let delimiter = stack.bytes(at: 2).flatMap(Delimiter.init) else {
                 return stack.argumentError(1, "read", "delimiter must not be empty")
             }
             result = self.connection.tryRead(until: delimiter, timeout: timeout, notifying: self)

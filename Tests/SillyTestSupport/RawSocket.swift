@@ -1,0 +1,58 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A plain TCP socket on loopback, for what the framework's own API would not do: hold a port
+/// without listening, listen without accepting, reset on close.
+public final class RawSocket {
+    public let descriptor: Int32
+
+    public init() {
+        self.descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    }
+
+    deinit {
+        close(self.descriptor)
+    }
+
+    /// Binds to 127.0.0.1 on a port the kernel picks, and returns that port.
+    public func bindLoopback() -> Int? {
+        var address = Self.loopback(port: 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(self.descriptor, $0, length) == 0 && getsockname(self.descriptor, $0, &length) == 0
+            }
+        }
+        return bound ? Int(UInt16(bigEndian: address.sin_port)) : nil
+    }
+
+    /// Connects to 127.0.0.1:`port`; `false` if that failed.
+    public func connect(port: Int) -> Bool {
+        var address = Self.loopback(port: port)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(self.descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
+
+    /// Sends what the socket takes now, without waiting; returns how many bytes that was.
+    public func sendAvailable(_ bytes: [UInt8]) -> Int {
+        bytes.withUnsafeBytes { Glibc.send(self.descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+    }
+
+    /// Sets SO_LINGER 0: closing then sends RST, dropping whatever is unsent.
+    public func resetOnClose() {
+        var option = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(self.descriptor, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+    }
+
+    private static func loopback(port: Int) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return address
+    }
+}
