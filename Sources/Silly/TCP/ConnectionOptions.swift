@@ -1,6 +1,6 @@
 import NIOCore
 
-/// Per-connection limits, given to ``TCP/listen(_:backlog:reusePort:options:group:logger:accept:)`` or
+/// Per-connection limits, given to ``TCP/listen(_:backlog:reusePort:proxyProtocol:options:group:logger:accept:)`` or
 /// ``TCP/connect(_:timeout:options:group:)``.
 public struct ConnectionOptions: Sendable {
     /// The longest line `read(until:)` searches before it fails with ``SillyError/lineTooLong(limit:)``.

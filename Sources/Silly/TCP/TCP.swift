@@ -22,6 +22,9 @@ public enum TCP {
     ///   - backlog: the kernel's queue of connections not yet accepted.
     ///   - reusePort: let other sockets (other processes) listen on the same address too
     ///     (`SO_REUSEPORT`): the kernel spreads incoming connections among them.
+    ///   - proxyProtocol: expect every connection to begin with a PROXY protocol header (v1 or v2,
+    ///     from HAProxy's `send-proxy` or nginx's `proxy_protocol on`): `accept` runs once it has
+    ///     arrived, and ``TCPConnection/remoteAddress`` is the original client's. `nil`: no header.
     ///   - options: limits for each accepted connection.
     ///   - group: the event loops that serve the connections; all cores by default.
     ///   - logger: where handler failures are logged.
@@ -31,6 +34,7 @@ public enum TCP {
         _ address: String,
         backlog: Int = 4096,
         reusePort: Bool = false,
+        proxyProtocol: ProxyProtocolOptions? = nil,
         options: ConnectionOptions = ConnectionOptions(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "silly.tcp"),
@@ -38,7 +42,13 @@ public enum TCP {
     ) async throws(SillyError) -> TCPListener {
         let handler = ConnectionHandler(accept: accept, logger: logger)
         let bound = Self.bind(
-            address, backlog: backlog, reusePort: reusePort, options: options, group: group, logger: logger
+            address,
+            backlog: backlog,
+            reusePort: reusePort,
+            proxyProtocol: proxyProtocol,
+            options: options,
+            group: group,
+            logger: logger
         ) { connection in
             let executor = EventLoopExecutor.for(connection.eventLoop)
             // The closure's frame is allocated with the task and lives as long as the
@@ -80,11 +90,12 @@ public enum TCP {
     ///
     /// With one event loop as `group`, every connection lives on that loop (the listening socket
     /// itself is on the process's acceptor thread, ``acceptor``).
-    /// The future fails with the errors ``listen(_:backlog:reusePort:options:group:logger:accept:)`` throws.
+    /// The future fails with the errors ``listen(_:backlog:reusePort:proxyProtocol:options:group:logger:accept:)`` throws.
     public static func bind(
         _ address: String,
         backlog: Int = 4096,
         reusePort: Bool = false,
+        proxyProtocol: ProxyProtocolOptions? = nil,
         options: ConnectionOptions = ConnectionOptions(),
         group: any EventLoopGroup,
         logger: Logger = Logger(label: "silly.tcp"),
@@ -113,11 +124,19 @@ public enum TCP {
             .childChannelOption(.recvAllocator, value: Self.receiveAllocator)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let connection = try Self.attachEngine(to: channel, options: options)
-                    // `accept` runs before the channel is registered and active: writes it makes
-                    // are sent once it is; if it never is (the listener closed meanwhile), the
-                    // engine ends its reads (`handlerRemoved`).
-                    channel.eventLoop.assumeIsolated().execute { accept(connection) }
+                    let engine = try Self.attachEngine(to: channel, options: options)
+                    guard let proxyProtocol else {
+                        // `accept` runs before the channel is registered and active: writes it
+                        // makes are sent once it is; if it never is (the listener closed
+                        // meanwhile), the engine ends its reads (`handlerRemoved`).
+                        let connection = TCPConnection(channel: channel, engine: engine)
+                        channel.eventLoop.assumeIsolated().execute { accept(connection) }
+                        return
+                    }
+                    let decoder = ProxyHeaderDecoder(options: proxyProtocol, logger: logger) { header in
+                        accept(TCPConnection(channel: channel, engine: engine, proxyHeader: header))
+                    }
+                    try channel.pipeline.syncOperations.addHandler(decoder, position: .first)
                 }
             }
         return bootstrap.bind(to: bindAddress).flatMapErrorThrowing { error in
@@ -147,7 +166,7 @@ public enum TCP {
             .channelOption(.recvAllocator, value: Self.receiveAllocator)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    _ = try Self.attachEngine(to: channel, options: options)
+                    try Self.attachEngine(to: channel, options: options)
                 }
             }
         do {
@@ -200,10 +219,11 @@ public enum TCP {
     /// quickly for bulk traffic.
     private static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 64, maximum: 65536)
 
-    private static func attachEngine(to channel: any Channel, options: ConnectionOptions) throws -> TCPConnection {
+    @discardableResult
+    private static func attachEngine(to channel: any Channel, options: ConnectionOptions) throws -> ConnectionEngine {
         let engine = ConnectionEngine(executor: EventLoopExecutor.for(channel.eventLoop), options: options)
         try channel.pipeline.syncOperations.addHandler(engine)
-        return TCPConnection(channel: channel, engine: engine)
+        return engine
     }
 
     private static func bindError(_ error: any Error, address: String) -> SillyError {

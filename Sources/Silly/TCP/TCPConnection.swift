@@ -15,10 +15,13 @@ public final class TCPConnection: @unchecked Sendable {
     // Every idle connection keeps one of these: it holds no more than it must.
     let channel: any Channel
     private let loopEngine: ConnectionEngine
+    /// What the load balancer said, on a PROXY protocol listener (boxed: most connections have none).
+    private let proxy: ProxyHeaderBox?
 
-    init(channel: any Channel, engine: ConnectionEngine) {
+    init(channel: any Channel, engine: ConnectionEngine, proxyHeader: ProxyHeader? = nil) {
         self.channel = channel
         self.loopEngine = engine
+        self.proxy = proxyHeader.map(ProxyHeaderBox.init)
     }
 
     /// The event loop that owns the connection's socket.
@@ -28,8 +31,13 @@ public final class TCPConnection: @unchecked Sendable {
     /// The engine, for code running on `eventLoop` (`.value` asserts it in debug builds).
     var engine: LoopEngine { LoopEngine(engine: self.loopEngine, eventLoop: self.eventLoop) }
 
-    /// The peer's address, as `IP:port`.
-    public var remoteAddress: Endpoint? { Endpoint(self.channel.remoteAddress) }
+    /// The peer's address, as `IP:port`. On a PROXY protocol listener: the original client's, as
+    /// the header gave it (the socket's peer, for `LOCAL` and `UNKNOWN` headers).
+    public var remoteAddress: Endpoint? {
+        self.proxy?.header.source ?? Endpoint(self.channel.remoteAddress)
+    }
+    /// The PROXY protocol header the connection began with, on a listener that asks for one.
+    public var proxyHeader: ProxyHeader? { self.proxy?.header }
     /// This side's address, as `IP:port`.
     public var localAddress: Endpoint? { Endpoint(self.channel.localAddress) }
 
@@ -217,4 +225,10 @@ public final class TCPConnection: @unchecked Sendable {
             self.eventLoop.execute { continuation.resume(returning: body(engine.value)) }
         }
     }
+}
+
+/// A PROXY protocol header, kept out of line so that connections without one stay small.
+private final class ProxyHeaderBox: Sendable {
+    let header: ProxyHeader
+    init(_ header: ProxyHeader) { self.header = header }
 }

@@ -1,0 +1,306 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Silly
+import SillyTestSupport
+import Testing
+
+/// What a PROXY protocol listener reported: a connection it accepted, or one it refused.
+enum ProxyOutcome: Sendable, Equatable {
+    case accepted(remote: Endpoint?, header: ProxyHeader?)
+    case rejected(ProxyHeaderError)
+}
+
+/// A PROXY protocol listener on one event loop (so outcomes arrive in connection order) that
+/// reports every outcome and echoes lines; `body` gets its port and the outcomes.
+func withProxyServer<T>(
+    headerTimeout: Duration = .seconds(5),
+    _ body: (Int, Mailbox<ProxyOutcome>) async throws -> T
+) async throws -> T {
+    let outcomes = Mailbox<ProxyOutcome>()
+    var proxy = ProxyProtocolOptions { error, _ in outcomes.send(.rejected(error)) }
+    proxy.headerTimeout = headerTimeout
+    let listener = try await TCP.listen("127.0.0.1:0", proxyProtocol: proxy, group: proxyTestLoop) { connection in
+        outcomes.send(.accepted(remote: connection.remoteAddress, header: connection.proxyHeader))
+        try await echoLines(connection)
+    }
+    defer { listener.closeNow() }
+    return try await body(listener.port, outcomes)
+}
+
+private let proxyTestLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+/// The v2 header HAProxy's `send-proxy-v2` writes, with optional TLVs after the addresses.
+func proxyV2Header(command: UInt8 = 0x21, family: UInt8, addresses: [UInt8], tlvs: [UInt8] = []) -> [UInt8] {
+    let length = addresses.count + tlvs.count
+    return [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A, command, family,
+            UInt8(length >> 8), UInt8(length & 0xFF)] + addresses + tlvs
+}
+
+/// IPv4 addresses and ports in v2 order: source, destination, source port, destination port.
+func v2IPv4(_ source: [UInt8], _ destination: [UInt8], _ sourcePort: UInt16, _ destinationPort: UInt16) -> [UInt8] {
+    source + destination + [UInt8(sourcePort >> 8), UInt8(sourcePort & 0xFF), UInt8(destinationPort >> 8), UInt8(destinationPort & 0xFF)]
+}
+
+@Suite("PROXY protocol: v1 and v2 headers over real sockets")
+struct ProxyProtocolTests {
+    /// Sends `bytes` then a line, and returns what the server reported and the echoed line.
+    private func exchange(_ bytes: [UInt8], port: Int, outcomes: Mailbox<ProxyOutcome>, oneByteAtATime: Bool = false)
+        async throws -> (ProxyOutcome?, String, TCPConnection)
+    {
+        let client = try await TCP.connect("127.0.0.1:\(port)")
+        if oneByteAtATime {
+            for byte in bytes {
+                try await client.write([byte])
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            try await client.write("payload\n")
+        } else {
+            // Header and payload in one write: one segment.
+            try await client.write(bytes + Array("payload\n".utf8))
+        }
+        let outcome = await outcomes.next()
+        let echoed = try await client.line()
+        return (outcome, echoed, client)
+    }
+
+    @Test("v1 TCP4 and TCP6: the original client is the remote address; the payload in the same segment echoes")
+    func v1() async throws {
+        try await withProxyServer { port, outcomes in
+            let (four, echoed, client) = try await self.exchange(
+                Array("PROXY TCP4 192.0.2.7 198.51.100.1 56324 9999\r\n".utf8), port: port, outcomes: outcomes)
+            #expect(four == .accepted(
+                remote: Endpoint(ip: "192.0.2.7", port: 56324),
+                header: ProxyHeader(version: .v1, command: .proxy, source: Endpoint(ip: "192.0.2.7", port: 56324),
+                                    destination: Endpoint(ip: "198.51.100.1", port: 9999))))
+            #expect(echoed == "payload\n")
+            await client.close()
+
+            let (six, echoed6, client6) = try await self.exchange(
+                Array("PROXY TCP6 2001:db8::1 2001:db8::2 1 65535\r\n".utf8), port: port, outcomes: outcomes)
+            #expect(six == .accepted(
+                remote: Endpoint(ip: "2001:db8::1", port: 1),
+                header: ProxyHeader(version: .v1, command: .proxy, source: Endpoint(ip: "2001:db8::1", port: 1),
+                                    destination: Endpoint(ip: "2001:db8::2", port: 65535))))
+            #expect(echoed6 == "payload\n")
+            #expect("\(Endpoint(ip: "2001:db8::1", port: 1))" == "[2001:db8::1]:1")
+            await client6.close()
+        }
+    }
+
+    @Test("v2 TCP4 with TLVs skipped, and TCP6: the payload in the same segment echoes")
+    func v2() async throws {
+        try await withProxyServer { port, outcomes in
+            // ALPN "h2" and a UNIQUE_ID TLV, as HAProxy may add.
+            let tlvs: [UInt8] = [0x01, 0x00, 0x02, 0x68, 0x32, 0x05, 0x00, 0x03, 0x61, 0x62, 0x63]
+            let header = proxyV2Header(family: 0x11, addresses: v2IPv4([10, 1, 2, 3], [10, 9, 9, 9], 40000, 9999), tlvs: tlvs)
+            let (four, echoed, client) = try await self.exchange(header, port: port, outcomes: outcomes)
+            #expect(four == .accepted(
+                remote: Endpoint(ip: "10.1.2.3", port: 40000),
+                header: ProxyHeader(version: .v2, command: .proxy, source: Endpoint(ip: "10.1.2.3", port: 40000),
+                                    destination: Endpoint(ip: "10.9.9.9", port: 9999))))
+            #expect(echoed == "payload\n")
+            await client.close()
+
+            let source: [UInt8] = [0x20, 0x01, 0x0d, 0xb8] + Array(repeating: 0, count: 11) + [0x05]
+            let destination: [UInt8] = [0x20, 0x01, 0x0d, 0xb8] + Array(repeating: 0, count: 11) + [0x06]
+            let six = proxyV2Header(family: 0x21, addresses: source + destination + [0x01, 0xBB, 0x27, 0x0F])
+            let (outcome, echoed6, client6) = try await self.exchange(six, port: port, outcomes: outcomes)
+            #expect(outcome == .accepted(
+                remote: Endpoint(ip: "2001:db8::5", port: 443),
+                header: ProxyHeader(version: .v2, command: .proxy, source: Endpoint(ip: "2001:db8::5", port: 443),
+                                    destination: Endpoint(ip: "2001:db8::6", port: 9999))))
+            #expect(echoed6 == "payload\n")
+            await client6.close()
+        }
+    }
+
+    @Test("LOCAL (a health check) and v1 UNKNOWN keep the socket's real peer")
+    func localAndUnknown() async throws {
+        try await withProxyServer { port, outcomes in
+            let local = proxyV2Header(command: 0x20, family: 0x00, addresses: [])
+            let (outcome, echoed, client) = try await self.exchange(local, port: port, outcomes: outcomes)
+            #expect(outcome == .accepted(
+                remote: client.localAddress,
+                header: ProxyHeader(version: .v2, command: .local, source: nil, destination: nil)))
+            #expect(echoed == "payload\n")
+            await client.close()
+
+            let (unknown, echoedUnknown, other) = try await self.exchange(
+                Array("PROXY UNKNOWN whatever follows\r\n".utf8), port: port, outcomes: outcomes)
+            #expect(unknown == .accepted(
+                remote: other.localAddress,
+                header: ProxyHeader(version: .v1, command: .proxy, source: nil, destination: nil)))
+            #expect(echoedUnknown == "payload\n")
+            await other.close()
+        }
+    }
+
+    @Test("a header split across one-byte writes, v1 and v2")
+    func oneByteWrites() async throws {
+        try await withProxyServer { port, outcomes in
+            let (v1, echoed, client) = try await self.exchange(
+                Array("PROXY TCP4 203.0.113.9 198.51.100.1 1234 80\r\n".utf8), port: port, outcomes: outcomes, oneByteAtATime: true)
+            #expect(v1 == .accepted(
+                remote: Endpoint(ip: "203.0.113.9", port: 1234),
+                header: ProxyHeader(version: .v1, command: .proxy, source: Endpoint(ip: "203.0.113.9", port: 1234),
+                                    destination: Endpoint(ip: "198.51.100.1", port: 80))))
+            #expect(echoed == "payload\n")
+            await client.close()
+
+            let header = proxyV2Header(family: 0x11, addresses: v2IPv4([203, 0, 113, 10], [198, 51, 100, 1], 4321, 80))
+            let (v2, echoed2, client2) = try await self.exchange(header, port: port, outcomes: outcomes, oneByteAtATime: true)
+            #expect(v2 == .accepted(
+                remote: Endpoint(ip: "203.0.113.10", port: 4321),
+                header: ProxyHeader(version: .v2, command: .proxy, source: Endpoint(ip: "203.0.113.10", port: 4321),
+                                    destination: Endpoint(ip: "198.51.100.1", port: 80))))
+            #expect(echoed2 == "payload\n")
+            await client2.close()
+        }
+    }
+
+    static let malformedHeaders: [(String, [UInt8], ProxyHeaderError)] = {
+        let v4 = v2IPv4([1, 2, 3, 4], [5, 6, 7, 8], 1, 2)
+        func v1(_ line: String) -> [UInt8] { Array(line.utf8) }
+        return [
+            ("plain HTTP", v1("GET / HTTP/1.0\r\n\r\n"), .missing),
+            ("a bare LF", v1("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n"), .malformed("the v1 line must end with CRLF")),
+            ("an unknown protocol", v1("PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n"), .malformed("unknown protocol 'TCP5' (TCP4, TCP6 or UNKNOWN)")),
+            ("a leading zero", v1("PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n"), .malformed("bad port '01'")),
+            ("a port past 65535", v1("PROXY TCP4 1.2.3.4 5.6.7.8 1 65536\r\n"), .malformed("bad port '65536'")),
+            ("IPv6 under TCP4", v1("PROXY TCP4 ::1 ::1 1 2\r\n"), .malformed("bad IPv4 address '::1'")),
+            ("a field missing", v1("PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n"),
+             .malformed("expected 'PROXY TCP4 SOURCE DESTINATION SPORT DPORT'")),
+            ("a double space", v1("PROXY TCP4  1.2.3.4 5.6.7.8 1 2\r\n"),
+             .malformed("expected 'PROXY TCP4 SOURCE DESTINATION SPORT DPORT'")),
+            ("a control byte", v1("PROXY TCP4 1.2.3.4\t5.6.7.8 1 2\r\n"),
+             .malformed("the v1 line holds a byte that is not printable ASCII")),
+            ("a v1 line past 107 bytes", v1("PROXY UNKNOWN " + String(repeating: "x", count: 100)), .oversized(limit: 107)),
+            ("v2 version 1", Array(proxyV2Header(family: 0x11, addresses: v4).enumerated().map { $0 == 12 ? 0x11 : $1 }),
+             .malformed("version 1 in the v2 header (only 2 exists)")),
+            ("v2 command 2", proxyV2Header(command: 0x22, family: 0x11, addresses: v4), .malformed("unknown v2 command 2")),
+            ("v2 family 4", proxyV2Header(family: 0x41, addresses: v4), .malformed("unknown v2 address family and protocol 0x41")),
+            ("v2 addresses cut short", proxyV2Header(family: 0x11, addresses: Array(v4.prefix(8))),
+             .malformed("address block of 8 bytes, 12 needed")),
+            ("v2 TLV past the end", proxyV2Header(family: 0x11, addresses: v4, tlvs: [0x01, 0x00, 0x09, 0x41]),
+             .malformed("a TLV runs past the end of the v2 header")),
+            ("v2 past 4 KiB", proxyV2Header(family: 0x11, addresses: v4, tlvs: [0x04, 0x13, 0x88] + Array(repeating: 0, count: 5000)),
+             .oversized(limit: 4096)),
+        ]
+    }()
+
+    @Test("every malformed form closes its connection with a typed error; the accept handler never runs",
+          arguments: ProxyProtocolTests.malformedHeaders.indices)
+    func malformed(index: Int) async throws {
+        let (name, bytes, expected) = Self.malformedHeaders[index]
+        try await withProxyServer { port, outcomes in
+            let client = try await TCP.connect("127.0.0.1:\(port)")
+            try await client.write(bytes + Array("payload\n".utf8))
+            #expect(await outcomes.next() == .rejected(expected), "\(name)")
+            await #expect(throws: SillyError.self, "\(name): the server closes") {
+                try await client.read(until: "\n", timeout: patience)
+            }
+            await client.close()
+            // The listener keeps serving.
+            let (good, echoed, other) = try await self.exchange(
+                Array("PROXY TCP4 192.0.2.1 192.0.2.2 1 2\r\n".utf8), port: port, outcomes: outcomes)
+            #expect(good == .accepted(
+                remote: Endpoint(ip: "192.0.2.1", port: 1),
+                header: ProxyHeader(version: .v1, command: .proxy, source: Endpoint(ip: "192.0.2.1", port: 1),
+                                    destination: Endpoint(ip: "192.0.2.2", port: 2))))
+            #expect(echoed == "payload\n")
+            await other.close()
+        }
+    }
+
+    @Test("a header cut off by the peer's EOF, or never finished, is refused; a connection that sends nothing is not reported")
+    func truncatedAndLate() async throws {
+        try await withProxyServer(headerTimeout: .milliseconds(300)) { port, outcomes in
+            // Nothing at all, then close: a plain TCP health check.
+            let silent = try await TCP.connect("127.0.0.1:\(port)")
+            await silent.close()
+
+            let cut = try await TCP.connect("127.0.0.1:\(port)")
+            try await cut.write("PROXY TCP4 1.2.3.4")
+            await cut.shutdownOutput()
+            #expect(await outcomes.next() == .rejected(.truncated))
+            await cut.close()
+
+            let late = try await TCP.connect("127.0.0.1:\(port)")
+            try await late.write(Array(proxyV2Header(family: 0x11, addresses: v2IPv4([1, 2, 3, 4], [5, 6, 7, 8], 1, 2)).prefix(20)))
+            #expect(await outcomes.next() == .rejected(.timedOut))
+            await #expect(throws: SillyError.self) { try await late.read(until: "\n", timeout: patience) }
+            await late.close()
+        }
+    }
+
+    /// `SILLY_PROPERTY_CASES` scales both property tests (default 200 each).
+    static let propertyCases = ProcessInfo.processInfo.environment["SILLY_PROPERTY_CASES"].flatMap(Int.init).map { $0 / 5 } ?? 200
+
+    @Test("property: random valid headers with random payloads and random chunking give the source and every byte")
+    func randomValidHeaders() async throws {
+        var random = SeededGenerator(seed: 0x5052_4F58)
+        try await withProxyServer { port, outcomes in
+            for round in 0..<Self.propertyCases {
+                let source = Endpoint(ip: "\(Int.random(in: 1...223, using: &random)).\(Int.random(in: 0...255, using: &random)).0.\(Int.random(in: 0...255, using: &random))",
+                                      port: Int.random(in: 0...65535, using: &random))
+                let destination = Endpoint(ip: "10.0.0.\(Int.random(in: 0...255, using: &random))", port: Int.random(in: 0...65535, using: &random))
+                let header: [UInt8]
+                if Bool.random(using: &random) {
+                    header = Array("PROXY TCP4 \(source.ip) \(destination.ip) \(source.port) \(destination.port)\r\n".utf8)
+                } else {
+                    let octets = { (ip: String) in ip.split(separator: ".").map { UInt8($0)! } }
+                    let tlvLength = Int.random(in: 0...40, using: &random)
+                    let tlvs = tlvLength == 0 ? [] : [UInt8(0xE0), 0, UInt8(tlvLength)] + (0..<tlvLength).map { _ in UInt8.random(in: 0...255, using: &random) }
+                    header = proxyV2Header(family: 0x11, addresses: v2IPv4(octets(source.ip), octets(destination.ip), UInt16(source.port), UInt16(destination.port)), tlvs: tlvs)
+                }
+                // A random binary payload (no newline inside) ending with one.
+                let payload = (0..<Int.random(in: 0...200, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }.map { $0 == 10 ? 11 : $0 } + [10]
+                var stream = header + payload
+                let client = try await TCP.connect("127.0.0.1:\(port)")
+                while !stream.isEmpty {
+                    let chunk = Int.random(in: 1...max(1, stream.count), using: &random)
+                    try await client.write(Array(stream.prefix(chunk)))
+                    stream.removeFirst(min(chunk, stream.count))
+                    if Int.random(in: 0..<4, using: &random) == 0 { try await Task.sleep(for: .milliseconds(1)) }
+                }
+                let outcome = await outcomes.next()
+                guard case .accepted(let remote, let parsed) = outcome else {
+                    Issue.record("round \(round): \(String(describing: outcome))")
+                    return
+                }
+                #expect(remote == source, "round \(round)")
+                #expect(parsed?.destination == destination, "round \(round)")
+                let echoed = try await client.read(until: "\n", timeout: patience)
+                #expect(Array(echoed.readableBytesView) == payload, "round \(round)")
+                await client.close()
+            }
+        }
+    }
+
+    @Test("property: random bytes, often starting like a header, never crash the listener; each is accepted or refused")
+    func randomBytes() async throws {
+        var random = SeededGenerator(seed: 0xBAD_B17E5)
+        let prefixes: [[UInt8]] = [[], Array("PROXY ".utf8), Array("PROXY TCP4 ".utf8), Array(proxyV2Header(family: 0x11, addresses: []).prefix(12))]
+        try await withProxyServer(headerTimeout: .milliseconds(200)) { port, outcomes in
+            for round in 0..<Self.propertyCases {
+                var bytes = prefixes.randomElement(using: &random)!
+                bytes += (0..<Int.random(in: 1...300, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+                let client = try await TCP.connect("127.0.0.1:\(port)")
+                try await client.write(bytes)
+                if Bool.random(using: &random) { await client.shutdownOutput() }
+                // Every connection gets exactly one outcome: accepted, or refused for a reason.
+                #expect(await outcomes.next() != nil, "round \(round)")
+                await client.close()
+            }
+            let (good, echoed, other) = try await self.exchange(
+                Array("PROXY TCP4 192.0.2.1 192.0.2.2 1 2\r\n".utf8), port: port, outcomes: outcomes)
+            #expect(good == .accepted(
+                remote: Endpoint(ip: "192.0.2.1", port: 1),
+                header: ProxyHeader(version: .v1, command: .proxy, source: Endpoint(ip: "192.0.2.1", port: 1),
+                                    destination: Endpoint(ip: "192.0.2.2", port: 2))))
+            #expect(echoed == "payload\n")
+            await other.close()
+        }
+    }
+}
