@@ -33,6 +33,11 @@ public struct EchoConfiguration: Sendable {
     public var threads: Int? = nil
     /// Share the port with other processes listening with it too (`SO_REUSEPORT`).
     public var reusePort = false
+    /// Expect a PROXY protocol header (v1 or v2) on every connection, from a load balancer such
+    /// as HAProxy (`send-proxy-v2`): logs and statistics then show the original client.
+    public var proxyProtocol = false
+    /// With `proxyProtocol`: how long a connection may take to send its header.
+    public var proxyHeaderTimeout: Duration = .seconds(10)
 
     /// The defaults `silly-echo` shows in `--help`.
     public init() {}

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import NIOCore
 import NIOPosix
@@ -18,6 +19,7 @@ public final class EchoServer: Service, Sendable {
     /// The server's totals, updated as connections close.
     public let statistics = ServerStatistics()
     let logger: Logger
+    private let metrics: EchoMetrics
     private let registry = ConnectionRegistry()
     private let shuttingDown = Atomic<Bool>(false)
     private let listening = Mutex<ListeningState>(.waiting([]))
@@ -28,10 +30,21 @@ public final class EchoServer: Service, Sendable {
         case ended
     }
 
-    /// A server that logs to `logger`; nothing listens until ``run()``.
-    public init(configuration: EchoConfiguration, logger: Logger) {
+    /// A server that logs to `logger` and publishes its statistics through `metricsFactory`
+    /// (swift-metrics' bootstrapped factory by default); nothing listens until ``run()``.
+    public init(configuration: EchoConfiguration, logger: Logger, metricsFactory: (any MetricsFactory)? = nil) {
         self.configuration = configuration
         self.logger = logger
+        self.metrics = EchoMetrics(factory: metricsFactory ?? MetricsSystem.factory)
+    }
+
+    /// The name of the connection-lifetime histogram, for choosing its buckets.
+    public static let connectionDurationMetric = EchoMetrics.Name.lifetimes
+
+    /// Hands the statistics' growth since the last call to the metrics backend; the server does
+    /// so every second by itself, and a scrape endpoint calls it first to be exact.
+    public func publishMetrics() {
+        self.metrics.publish(self.statistics.snapshot)
     }
 
     /// Listens, serves until a graceful shutdown (or cancellation), then drains and returns.
@@ -46,6 +59,7 @@ public final class EchoServer: Service, Sendable {
                 self.configuration.address,
                 backlog: self.configuration.backlog,
                 reusePort: self.configuration.reusePort,
+                proxyProtocol: self.configuration.proxyProtocol ? self.proxyProtocolOptions : nil,
                 options: self.configuration.connectionOptions,
                 group: ownLoops ?? MultiThreadedEventLoopGroup.singleton,
                 logger: self.logger
@@ -66,6 +80,11 @@ public final class EchoServer: Service, Sendable {
                 }
             }
         }
+        let publisher = Task { [self] in
+            while (try? await Task.sleep(for: .seconds(1))) != nil {
+                self.publishMetrics()
+            }
+        }
         await withTaskCancellationOrGracefulShutdownHandler {
             await listener.waitUntilClosed()
         } onCancelOrGracefulShutdown: {
@@ -73,6 +92,8 @@ public final class EchoServer: Service, Sendable {
         }
         reporter?.cancel()
         await self.drainConnections()
+        publisher.cancel()
+        self.publishMetrics()
         self.logger.notice("Shutdown complete. Totals: \(self.statistics.snapshot)")
     }
 
@@ -136,13 +157,22 @@ public final class EchoServer: Service, Sendable {
             await self.reject(connection)
             return
         }
+        let opened = ContinuousClock.now
         self.registry.insert(connection)
         self.logAccept(connection, open: open)
         var session = EchoSession(connection: connection, server: self)
         let reason = await session.run()
         await connection.close()
         self.registry.remove(connection)
+        self.metrics.recordLifetime(ContinuousClock.now - opened)
         self.logClose(connection, reason: reason, statistics: session.statistics)
+    }
+
+    /// Header errors are logged by the core and counted here.
+    private var proxyProtocolOptions: ProxyProtocolOptions {
+        var options = ProxyProtocolOptions { [statistics] _, _ in statistics.count(.proxyHeader) }
+        options.headerTimeout = self.configuration.proxyHeaderTimeout
+        return options
     }
 
     // Out of line: their string building would otherwise enlarge the frame that every open
@@ -162,7 +192,7 @@ public final class EchoServer: Service, Sendable {
 
     @inline(never)
     private func logClose(_ connection: TCPConnection, reason: CloseReason, statistics stats: ConnectionStatistics) {
-        let remaining = self.statistics.release(stats)
+        let remaining = self.statistics.release()
         let shutdown = reason == .clientClosed && self.shuttingDown.load(ordering: .relaxed)
         self.logger.info(
             "Close connection \(connection.remoteAddress?.description ?? "?") (\(shutdown ? .serverShutdown : reason)): received \(stats.bytesReceived) bytes, sent \(stats.bytesSent) bytes, messages \(stats.messages); connections: \(remaining)"

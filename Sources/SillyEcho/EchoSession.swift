@@ -54,7 +54,7 @@ struct EchoSession {
                 return self.readEnded(error)
             }
             if let failure = await self.send(line) { return failure }
-            self.statistics.record(received: line.readableBytes, sent: line.readableBytes)
+            self.record(received: line.readableBytes, sent: line.readableBytes)
         }
     }
 
@@ -71,7 +71,7 @@ struct EchoSession {
             }
             let reply = CommandProtocol.reply(to: line)
             if let failure = await self.send(reply.text) { return failure }
-            self.statistics.record(received: line.readableBytes, sent: reply.text.readableBytes)
+            self.record(received: line.readableBytes, sent: reply.text.readableBytes)
             if reply.quits { return .quit }
         }
     }
@@ -86,8 +86,15 @@ struct EchoSession {
                 return self.readEnded(error)
             }
             if let failure = await self.send(chunk) { return failure }
-            self.statistics.record(received: chunk.readableBytes, sent: chunk.readableBytes)
+            self.record(received: chunk.readableBytes, sent: chunk.readableBytes)
         }
+    }
+
+    /// Counts a message for the connection's close line and the server's totals.
+    @inline(__always)
+    private mutating func record(received: Int, sent: Int) {
+        self.statistics.record(received: received, sent: sent)
+        self.server.statistics.record(received: received, sent: sent)
     }
 
     /// Queues `data`, then waits while the client is not reading what it is sent: the handler
@@ -105,6 +112,11 @@ struct EchoSession {
     @inline(never)
     private func writeFailed(_ error: SillyError) -> CloseReason {
         if error == .activeClosed { return .closedByServer }
+        switch error {
+        case .connectionReset: self.server.statistics.count(.reset)
+        case .sendQueueFull: self.server.statistics.count(.sendQueueFull)
+        default: self.server.statistics.count(.other)
+        }
         self.logger.info("Write error [\(self.peer)] -> \(error)")
         return .writeError
     }
@@ -115,14 +127,17 @@ struct EchoSession {
         case .endOfStream:
             return .clientClosed
         case .timedOut:
+            self.server.statistics.count(.idleTimeout)
             self.logger.info("Idle timeout [\(self.peer)]: no data for \(self.configuration.idleTimeout.map { "\($0)" } ?? "ever")")
             return .idleTimeout
         case .lineTooLong(let limit):
+            self.server.statistics.count(.lineTooLong)
             self.logger.warning("Line too long [\(self.peer)]: no newline within \(limit) bytes")
             return .lineTooLong
         case .activeClosed:
             return .closedByServer
         default:
+            self.server.statistics.count(error == .connectionReset ? .reset : .other)
             self.logger.info("Read error [\(self.peer)] -> \(error)")
             return .readError
         }

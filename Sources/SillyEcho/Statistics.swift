@@ -20,7 +20,26 @@ public struct ConnectionStatistics: Sendable, Equatable {
     }
 }
 
-/// The server's totals, updated by every connection at once: atomics, so no update is lost.
+/// Why the server ended a connection abnormally, as `/metrics` labels it (`kind="..."`).
+public enum ErrorKind: String, Sendable, CaseIterable, Comparable {
+    /// The client reset the connection.
+    case reset
+    /// A line longer than `maxLineLength`.
+    case lineTooLong = "line_too_long"
+    /// No line (or byte) within `idleTimeout`.
+    case idleTimeout = "idle_timeout"
+    /// The client did not read what it was sent and the send queue filled up.
+    case sendQueueFull = "send_queue_full"
+    /// A missing or bad PROXY protocol header (with `proxyProtocol` on).
+    case proxyHeader = "proxy_header"
+    /// Any other read or write failure.
+    case other
+
+    public static func < (lhs: ErrorKind, rhs: ErrorKind) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// The server's totals, updated by every connection as it goes: atomics, so no update is lost.
+/// `--stats-interval` logs them and ``EchoMetrics`` publishes them through swift-metrics.
 public final class ServerStatistics: Sendable {
     private let open = Atomic<Int>(0)
     private let accepted = Atomic<Int>(0)
@@ -28,6 +47,8 @@ public final class ServerStatistics: Sendable {
     private let bytesReceived = Atomic<Int>(0)
     private let bytesSent = Atomic<Int>(0)
     private let messages = Atomic<Int>(0)
+    // Errors are rare: a lock is cheap enough.
+    private let errors = Mutex<[ErrorKind: Int]>([:])
 
     public init() {}
 
@@ -44,12 +65,22 @@ public final class ServerStatistics: Sendable {
         return now
     }
 
-    /// Counts a closed connection and adds its traffic; returns how many remain open.
-    func release(_ connection: ConnectionStatistics) -> Int {
-        self.bytesReceived.add(connection.bytesReceived, ordering: .relaxed)
-        self.bytesSent.add(connection.bytesSent, ordering: .relaxed)
-        self.messages.add(connection.messages, ordering: .relaxed)
-        return self.open.subtract(1, ordering: .relaxed).newValue
+    /// Counts one message answered.
+    @inline(__always)
+    func record(received: Int, sent: Int) {
+        self.bytesReceived.add(received, ordering: .relaxed)
+        self.bytesSent.add(sent, ordering: .relaxed)
+        self.messages.add(1, ordering: .relaxed)
+    }
+
+    /// Counts a connection ended by `kind`.
+    func count(_ kind: ErrorKind) {
+        self.errors.withLock { $0[kind, default: 0] += 1 }
+    }
+
+    /// Counts a closed connection; returns how many remain open.
+    func release() -> Int {
+        self.open.subtract(1, ordering: .relaxed).newValue
     }
 
     /// The totals now.
@@ -60,11 +91,12 @@ public final class ServerStatistics: Sendable {
             rejected: self.rejected.load(ordering: .relaxed),
             bytesReceived: self.bytesReceived.load(ordering: .relaxed),
             bytesSent: self.bytesSent.load(ordering: .relaxed),
-            messages: self.messages.load(ordering: .relaxed)
+            messages: self.messages.load(ordering: .relaxed),
+            errors: self.errors.withLock { $0 }
         )
     }
 
-    /// The server's totals at one moment (connections that are still open count when they close).
+    /// The server's totals at one moment.
     public struct Snapshot: Sendable, Equatable, CustomStringConvertible {
         /// Connections open now.
         public var open: Int
@@ -72,16 +104,20 @@ public final class ServerStatistics: Sendable {
         public var accepted: Int
         /// Connections turned away by `maxConnections`.
         public var rejected: Int
-        /// Bytes received on closed connections.
+        /// Bytes of the messages received.
         public var bytesReceived: Int
-        /// Bytes sent on closed connections.
+        /// Bytes of the replies queued.
         public var bytesSent: Int
-        /// Messages answered on closed connections.
+        /// Messages answered.
         public var messages: Int
+        /// Connections ended by each kind of error.
+        public var errors: [ErrorKind: Int]
 
         public var description: String {
-            "connections open \(self.open), accepted \(self.accepted), rejected \(self.rejected); "
-                + "received \(self.bytesReceived) bytes, sent \(self.bytesSent) bytes, messages \(self.messages)"
+            let errors = self.errors.sorted { $0.key < $1.key }.map { "\($0.key.rawValue) \($0.value)" }
+            return "connections open \(self.open), accepted \(self.accepted), rejected \(self.rejected); "
+                + "received \(self.bytesReceived) bytes, sent \(self.bytesSent) bytes, messages \(self.messages); "
+                + "errors: \(errors.isEmpty ? "none" : errors.joined(separator: ", "))"
         }
     }
 }

@@ -1,9 +1,12 @@
 import ArgumentParser
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 import Silly
 import SillyCommandLine
 import SillyEcho
+import SillyMetrics
 
 #if canImport(Glibc)
 import Glibc
@@ -58,6 +61,15 @@ struct SillyEchoCommand: AsyncParsableCommand {
     @Flag(help: "Share the port with other silly-echo processes started with --reuse-port: the kernel spreads connections among them.")
     var reusePort = false
 
+    @Flag(help: "Expect a PROXY protocol header (v1 or v2, e.g. HAProxy's send-proxy-v2) on every connection; logs and statistics show the original client. Only for a port that only the proxy can reach.")
+    var proxyProtocol = false
+
+    @Option(help: "With --proxy-protocol: close a connection whose header is not complete after this long.")
+    var proxyHeaderTimeout: DurationArgument = DurationArgument(.seconds(10))
+
+    @Option(help: "Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100). (default: off)")
+    var metricsAddr: String?
+
     @Flag(help: "Run the tutorial's test clients against this server, in this process, then exit: 0 if every echo matched.")
     var selfTest = false
 
@@ -101,10 +113,31 @@ struct SillyEchoCommand: AsyncParsableCommand {
         configuration.backlog = self.backlog
         configuration.threads = self.threads
         configuration.reusePort = self.reusePort
-        let server = EchoServer(configuration: configuration, logger: logger)
+        configuration.proxyProtocol = self.proxyProtocol
+        configuration.proxyHeaderTimeout = self.proxyHeaderTimeout.duration
+
+        var services: [any Service] = []
+        let server: EchoServer
+        if let metricsAddr = self.metricsAddr {
+            let registry = PrometheusCollectorRegistry()
+            var factory = PrometheusMetricsFactory(registry: registry)
+            factory.durationHistogramBuckets[EchoServer.connectionDurationMetric] = [
+                .milliseconds(10), .milliseconds(100), .seconds(1), .seconds(10), .seconds(60),
+                .seconds(300), .seconds(1800), .seconds(3600), .seconds(86400),
+            ]
+            MetricsSystem.bootstrap(factory)
+            server = EchoServer(configuration: configuration, logger: logger, metricsFactory: factory)
+            let endpoint = PrometheusEndpoint(address: metricsAddr, registry: registry, logger: logger) {
+                server.publishMetrics()
+            }
+            services = [server, endpoint]
+        } else {
+            server = EchoServer(configuration: configuration, logger: logger)
+            services = [server]
+        }
 
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [server],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )
@@ -118,7 +151,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
                 try await group.run()
             }
         } catch let error as SillyError {
-            printError("silly-echo: cannot listen on \(self.addr): \(error)")
+            printError("silly-echo: cannot listen: \(error)")
             throw ExitCode.failure
         }
     }

@@ -66,8 +66,8 @@ public enum ProxyHeaderError: Error, Sendable, Hashable, CustomStringConvertible
 /// client's. Turn it on only for listeners that only trusted proxies can reach.
 public struct ProxyProtocolOptions: Sendable {
     /// How long a connection may take to send its complete header (the specification asks for
-    /// at least 3 seconds).
-    public var headerTimeout: Duration = .seconds(5)
+    /// at least 3 seconds; nginx waits 30).
+    public var headerTimeout: Duration = .seconds(10)
     /// The longest v2 header (16 bytes, addresses and TLVs) accepted. At least 232: the
     /// largest address block, a Unix socket pair's, must fit.
     public var maxHeaderLength: Int = 4096 {
@@ -78,7 +78,7 @@ public struct ProxyProtocolOptions: Sendable {
     /// a single byte (a plain TCP health check) is neither logged nor reported.
     public var onRejected: (@Sendable (ProxyHeaderError, Endpoint?) -> Void)?
 
-    /// A 5-second header timeout and 4 KiB headers.
+    /// A 10-second header timeout and 4 KiB headers.
     public init(onRejected: (@Sendable (ProxyHeaderError, Endpoint?) -> Void)? = nil) {
         self.onRejected = onRejected
     }

@@ -55,3 +55,11 @@ struct HostAndPort: Sendable, Equatable {
         }
     }
 }
+
+extension TCP {
+    /// The socket address that `listen` binds for `address` (same forms, same errors): for the
+    /// package's other servers, such as the metrics endpoint.
+    package static func listenAddress(_ address: String) throws(SillyError) -> SocketAddress {
+        try HostAndPort(parsing: address).resolve(defaultHost: "0.0.0.0", original: address)
+    }
+}

@@ -1,0 +1,171 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Prometheus
+import ServiceLifecycle
+import Silly
+import Synchronization
+
+/// Serves `GET /metrics` in the Prometheus text format from a registry, on SwiftNIO's HTTP/1
+/// server pipeline: a service to run beside a server in a `ServiceGroup`.
+///
+/// ```swift
+/// let registry = PrometheusCollectorRegistry()
+/// MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+/// let endpoint = PrometheusEndpoint(address: "127.0.0.1:9100", registry: registry)
+/// ```
+public final class PrometheusEndpoint: Service, Sendable {
+    /// Where to listen: any address form `TCP.listen` takes.
+    public let address: String
+    private let registry: PrometheusCollectorRegistry
+    private let beforeScrape: @Sendable () -> Void
+    private let logger: Logger
+    private let bound = Mutex<BoundState>(.waiting([]))
+
+    private enum BoundState {
+        case waiting([EventLoopPromise<Endpoint?>])
+        case done(Endpoint?)
+    }
+
+    /// An endpoint for `registry`; `beforeScrape` runs before each scrape, to bring counters
+    /// that are published in batches up to date.
+    public init(
+        address: String,
+        registry: PrometheusCollectorRegistry,
+        logger: Logger = Logger(label: "silly.metrics"),
+        beforeScrape: @escaping @Sendable () -> Void = {}
+    ) {
+        self.address = address
+        self.registry = registry
+        self.logger = logger
+        self.beforeScrape = beforeScrape
+    }
+
+    /// Listens and serves until a graceful shutdown or cancellation.
+    /// - Throws: the `SillyError` of a bad or busy address.
+    public func run() async throws {
+        let channel: any Channel
+        do {
+            let socketAddress = try TCP.listenAddress(self.address)
+            let registry = self.registry
+            let beforeScrape = self.beforeScrape
+            channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                        try channel.pipeline.syncOperations.addHandler(
+                            MetricsRequestHandler(registry: registry, beforeScrape: beforeScrape)
+                        )
+                    }
+                }
+                .bind(to: socketAddress)
+                .get()
+        } catch {
+            self.announce(nil)
+            throw Self.describe(error, address: self.address)
+        }
+        let local = Endpoint(channel.localAddress)
+        self.logger.notice("Metrics on http://\(local?.description ?? self.address)/metrics")
+        self.announce(local)
+        await withTaskCancellationOrGracefulShutdownHandler {
+            try? await channel.closeFuture.get()
+        } onCancelOrGracefulShutdown: {
+            channel.close(promise: nil)
+        }
+    }
+
+    /// The bound address once listening (its port, when the address asked for port 0); `nil` if
+    /// listening failed.
+    public func waitUntilListening() async -> Endpoint? {
+        let promise = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Endpoint?.self)
+        let ready: Endpoint?? = self.bound.withLock { state in
+            switch state {
+            case .waiting(let waiters):
+                state = .waiting(waiters + [promise])
+                return .none
+            case .done(let endpoint):
+                return .some(endpoint)
+            }
+        }
+        if let ready { promise.succeed(ready) }
+        return try? await promise.futureResult.get()
+    }
+
+    private func announce(_ endpoint: Endpoint?) {
+        let waiters = self.bound.withLock { state in
+            guard case .waiting(let waiters) = state else { return [EventLoopPromise<Endpoint?>]() }
+            state = .done(endpoint)
+            return waiters
+        }
+        for waiter in waiters { waiter.succeed(endpoint) }
+    }
+
+    private static func describe(_ error: any Error, address: String) -> SillyError {
+        if let error = error as? SillyError { return error }
+        if let error = error as? IOError, error.errnoCode == EADDRINUSE { return .addressInUse(address) }
+        if let error = error as? IOError { return .system(errno: error.errnoCode) }
+        return .failed("\(error)")
+    }
+}
+
+/// Answers one HTTP/1 request at a time: `GET /metrics` (or `HEAD`), 404 elsewhere, 405 for
+/// other methods.
+private final class MetricsRequestHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let registry: PrometheusCollectorRegistry
+    private let beforeScrape: @Sendable () -> Void
+    private var request: HTTPRequestHead?
+
+    init(registry: PrometheusCollectorRegistry, beforeScrape: @escaping @Sendable () -> Void) {
+        self.registry = registry
+        self.beforeScrape = beforeScrape
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.request = head
+        case .body:
+            break
+        case .end:
+            guard let head = self.request.take() else { return }
+            self.respond(to: head, context: context)
+        }
+    }
+
+    private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        var body = ByteBuffer()
+        let status: HTTPResponseStatus
+        var headers = HTTPHeaders()
+        if path != "/metrics" {
+            status = .notFound
+            body.writeString("Not found: try /metrics\n")
+            headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+        } else if head.method != .GET && head.method != .HEAD {
+            status = .methodNotAllowed
+            headers.add(name: "Allow", value: "GET, HEAD")
+        } else {
+            status = .ok
+            self.beforeScrape()
+            body.writeBytes(self.registry.emitToBuffer())
+            headers.add(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
+        }
+        headers.add(name: "Content-Length", value: "\(body.readableBytes)")
+        let keepAlive = head.isKeepAlive
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+        if head.method != .HEAD {
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        }
+        let sent = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            let channel = context.channel
+            sent.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+}

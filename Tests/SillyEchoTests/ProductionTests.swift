@@ -1,0 +1,144 @@
+import Foundation
+import NIOCore
+import Silly
+import SillyTestSupport
+import Testing
+
+/// `GET /metrics` over a plain TCP connection; the samples by `name{labels}`.
+func scrape(_ address: String, path: String = "/metrics") async throws -> (status: String, samples: [String: Double], body: String) {
+    let conn = try await TCP.connect(address)
+    try await conn.write("GET \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\n\r\n")
+    var response = ByteBuffer()
+    while true {
+        do throws(SillyError) {
+            var chunk = try await conn.readAvailable(timeout: patience)
+            response.writeBuffer(&chunk)
+        } catch {
+            if error == .endOfStream { break }
+            throw error
+        }
+    }
+    await conn.close()
+    let text = String(buffer: response)
+    let status = text.components(separatedBy: "\r\n").first ?? ""
+    let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
+    var samples: [String: Double] = [:]
+    for line in body.split(separator: "\n") where !line.hasPrefix("#") {
+        guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
+        samples[String(line[..<space])] = value
+    }
+    return (status, samples, body)
+}
+
+/// The metrics address a `silly-echo --metrics-addr` logged.
+func metricsAddress(of server: ServerProcess) async throws -> String {
+    #expect(await server.waitForLog("/metrics"), "log: \(server.log) \(server.errorLog)")
+    let line = try #require(server.log.split(separator: "\n").first { $0.contains("Metrics on http://") })
+    let rest = line[line.range(of: "Metrics on http://")!.upperBound...]
+    return String(rest.prefix { $0 != "/" })
+}
+
+@Suite("silly-echo as a service: PROXY protocol and Prometheus metrics")
+struct ProductionTests {
+    @Test("--proxy-protocol: accept and close lines name the original client; a bad header is logged and counted")
+    func proxyProtocol() async throws {
+        // A header timeout no test-suite load can reach.
+        let server = try ServerProcess(["--proxy-protocol", "--proxy-header-timeout", "120s"])
+        let address = try await server.address()
+        let conn = try await TCP.connect(address)
+        // Header and first line in one segment, as a proxy may send them.
+        try await conn.write("PROXY TCP4 203.0.113.7 192.0.2.1 4242 9999\r\nhello\n")
+        do {
+            #expect(try await conn.line() == "hello\n")
+        } catch {
+            Issue.record("\(error); server log: \(server.log)")
+        }
+        #expect(await server.waitForLog("Accept connection 203.0.113.7:4242, connections: 1"))
+        await conn.close()
+        #expect(await server.waitForLog("Close connection 203.0.113.7:4242 (client closed): received 6 bytes"))
+
+        let plain = try await TCP.connect(address)
+        let peer = try #require(plain.localAddress)
+        try await plain.write("hello\n")
+        await #expect(throws: SillyError.self) { try await plain.read(until: "\n", timeout: patience) }
+        await plain.close()
+        #expect(await server.waitForLog("connection from \(peer) to \(address) refused: no PROXY protocol header"))
+        #expect(await server.stop() == 0)
+        #expect(server.log.contains("Shutdown complete. Totals: connections open 0, accepted 1, rejected 0; received 6 bytes, sent 6 bytes, messages 1; errors: proxy_header 1"))
+    }
+
+    @Test("--metrics-addr: counters move by what the traffic did; lifetimes are recorded; other paths get 404")
+    func metrics() async throws {
+        let server = try ServerProcess(["--metrics-addr", "127.0.0.1:0", "--max-line", "100"])
+        let address = try await server.address()
+        let metrics = try await metricsAddress(of: server)
+
+        let before = try await scrape(metrics)
+        #expect(before.status == "HTTP/1.1 200 OK")
+        #expect(before.samples["silly_echo_messages_total"] ?? 0 == 0)
+
+        // Traffic on a connection that stays open while the endpoint is scraped.
+        let conn = try await TCP.connect(address)
+        var sent = 0
+        for index in 0..<10 {
+            let line = "line number \(index)\n"
+            try await conn.write(line)
+            #expect(try await conn.line() == line)
+            sent += line.utf8.count
+        }
+        var during: [String: Double] = [:]
+        #expect(await eventually {
+            during = (try? await scrape(metrics).samples) ?? [:]
+            return during["silly_echo_messages_total"] == 10
+        }, "\(during)")
+        #expect(during["silly_echo_received_bytes_total"] == Double(sent))
+        #expect(during["silly_echo_sent_bytes_total"] == Double(sent))
+        #expect(during["silly_echo_connections_open"] == 1)
+        #expect(during["silly_echo_connections_accepted_total"] == 1)
+
+        // A line too long, and a reset: each ends its connection and is counted by kind.
+        let long = try await TCP.connect(address)
+        try await long.write(String(repeating: "x", count: 200) + "\n")
+        await #expect(throws: SillyError.self) { try await long.read(until: "\n", timeout: patience) }
+        await long.close()
+        let reset = RawSocket()
+        #expect(reset.connect(port: Int(address.split(separator: ":").last!)!))
+        _ = reset.sendAvailable(Array("half a line".utf8))
+        // Its accept line is the second to count two open connections (the long line's was the first).
+        #expect(await eventually { server.log.components(separatedBy: ", connections: 2\n").count == 3 })
+        reset.resetOnClose()
+        _ = consume reset
+        await conn.close()
+
+        var after: [String: Double] = [:]
+        #expect(await eventually {
+            after = (try? await scrape(metrics).samples) ?? [:]
+            return after["silly_echo_connections_open"] == 0
+        }, "\(after)")
+        #expect(after["silly_echo_errors_total{kind=\"line_too_long\"}"] == 1)
+        #expect(after["silly_echo_errors_total{kind=\"reset\"}"] == 1)
+        #expect(after["silly_echo_errors_total{kind=\"idle_timeout\"}"] == 0)
+        #expect(after["silly_echo_connections_accepted_total"] == 3)
+        #expect(after["silly_echo_messages_total"] == 10)
+        #expect(after["silly_echo_connection_duration_seconds_count"] == 3)
+        #expect(after["silly_echo_connection_duration_seconds_bucket{le=\"+Inf\"}"] == 3)
+
+        let missing = try await scrape(metrics, path: "/")
+        #expect(missing.status == "HTTP/1.1 404 Not Found")
+
+        #expect(await server.stop() == 0)
+        // The same counters feed the totals line.
+        #expect(server.log.contains(
+            "Totals: connections open 0, accepted 3, rejected 0; received \(sent) bytes, sent \(sent) bytes, messages 10; errors: line_too_long 1, reset 1"),
+            "\(server.log)")
+    }
+
+    @Test("--metrics-addr on a busy port fails at start with a clear error")
+    func metricsAddressInUse() async throws {
+        let holder = try await TCP.listen("127.0.0.1:0") { _ in }
+        let server = try ServerProcess(["--metrics-addr", "127.0.0.1:\(holder.port)"])
+        #expect(await server.exitStatus() == 1)
+        #expect(server.errorLog.contains("silly-echo: cannot listen: address already in use: 127.0.0.1:\(holder.port)"), "\(server.errorLog)")
+        await holder.close()
+    }
+}
