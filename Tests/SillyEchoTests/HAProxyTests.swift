@@ -1,0 +1,66 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Silly
+import SillyTestSupport
+import Testing
+
+/// The example in `Examples/haproxy/haproxy.cfg`, run with free ports in place of its own.
+@Suite("Behind a real HAProxy with send-proxy-v2", .enabled(if: OutsideClient.enabled("haproxy"), "haproxy is not installed (apt-get install haproxy, or run .ci/run)"))
+struct HAProxyTests {
+    static let example = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Examples/haproxy/haproxy.cfg")
+
+    @Test("two silly-echo instances behind HAProxy: lines echo through it, and each logs the client's own address")
+    func balanced() async throws {
+        let haproxy = try #require(OutsideClient.path("haproxy") ?? ["/usr/sbin/haproxy"].first { FileManager.default.isExecutableFile(atPath: $0) },
+                                   "haproxy is not installed")
+        let servers = try [ServerProcess(["--proxy-protocol", "--proxy-header-timeout", "120s"]),
+                           ServerProcess(["--proxy-protocol", "--proxy-header-timeout", "120s"])]
+        let backends = [try await servers[0].address(), try await servers[1].address()]
+        let socket = RawSocket()
+        let frontPort = try #require(socket.bindLoopback())
+        _ = consume socket  // frees the port for HAProxy
+
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("silly-haproxy-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let configuration = try String(contentsOf: Self.example, encoding: .utf8)
+            .replacingOccurrences(of: "127.0.0.1:9999", with: "127.0.0.1:\(frontPort)")
+            .replacingOccurrences(of: "127.0.0.1:10001", with: backends[0])
+            .replacingOccurrences(of: "127.0.0.1:10002", with: backends[1])
+        let file = scratch.appendingPathComponent("haproxy.cfg")
+        try configuration.write(to: file, atomically: true, encoding: .utf8)
+        let balancer = try ServerProcess(["-f", file.path, "-db"], addPort: false, executable: haproxy)
+
+        // HAProxy's health checks reach both servers (v2 LOCAL headers: the real peer is logged).
+        for server in servers {
+            #expect(await server.waitForLog("Accept connection 127.0.0.1:"), "server: \(server.log)\nhaproxy: \(balancer.log) \(balancer.errorLog)")
+        }
+
+        // Clients from 127.0.0.5, all open at once: leastconn spreads them over both servers.
+        var clients: [TCPConnection] = []
+        for index in 0..<4 {
+            let client = try await TCP.connect(
+                "127.0.0.1:\(frontPort)", localAddress: "127.0.0.5:0", on: MultiThreadedEventLoopGroup.singleton.next()
+            ).get()
+            try await client.write("hello \(index) through HAProxy\n")
+            #expect(try await client.line() == "hello \(index) through HAProxy\n")
+            clients.append(client)
+        }
+        for client in clients {
+            let own = try #require(client.localAddress)
+            #expect(own.ip == "127.0.0.5")
+            let logged = await eventually { servers.contains { $0.log.contains("Accept connection \(own), connections: ") } }
+            #expect(logged, "no server logged \(own): \(servers.map(\.log))")
+        }
+        for server in servers {
+            #expect(server.log.contains("Accept connection 127.0.0.5:"), "a server got no client: \(server.log)")
+            #expect(!server.log.contains("refused"), "\(server.log)")
+        }
+        for client in clients { await client.close() }
+        #expect(await balancer.stop() != nil)
+        for server in servers { #expect(await server.stop() == 0) }
+    }
+}
