@@ -45,6 +45,10 @@ public enum SillyError: Error, Sendable, Hashable, CustomStringConvertible {
     indirect case unresolvable(String)
     /// The connection was not established within the connect timeout.
     indirect case connectTimeout(String)
+    /// TLS failed: a certificate or key that cannot be loaded, a failed handshake (a peer that
+    /// does not speak TLS, a certificate that does not verify), a connection cut without
+    /// `close_notify`.
+    indirect case tls(String)
 
     public var description: String {
         switch self {
@@ -63,6 +67,7 @@ public enum SillyError: Error, Sendable, Hashable, CustomStringConvertible {
         case .connectionRefused(let address): return "connection refused: \(address)"
         case .unresolvable(let address): return "cannot resolve host: \(address)"
         case .connectTimeout(let address): return "connect timed out: \(address)"
+        case .tls(let reason): return "TLS: \(reason)"
         }
     }
 }

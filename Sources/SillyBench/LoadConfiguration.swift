@@ -1,3 +1,5 @@
+import Silly
+
 /// What a load run does: how many clients, how many lines each, how big, how many in flight.
 public struct LoadConfiguration: Sendable {
     /// The echo server's address.
@@ -18,6 +20,8 @@ public struct LoadConfiguration: Sendable {
     public var readTimeout: Duration = .seconds(10)
     /// Event-loop threads driving the clients.
     public var threads = 1
+    /// Connect over TLS with these options; `nil`: plain TCP.
+    public var tls: TLSOptions? = nil
 
     /// The tutorial's stress test: 100 clients × 100 messages of 13 bytes, one in flight each.
     public init() {}

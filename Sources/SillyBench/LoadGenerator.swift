@@ -61,7 +61,8 @@ public struct LoadGenerator: Sendable {
             var options = ConnectionOptions()
             options.maxLineLength = max(configuration.size, 64)
             conn = try await TCP.connect(
-                configuration.address, timeout: configuration.connectTimeout, options: options, group: group)
+                configuration.address, timeout: configuration.connectTimeout, tls: configuration.tls, options: options,
+                group: group)
         } catch {
             result.errors.connect += 1
             return result

@@ -38,6 +38,8 @@ public struct EchoConfiguration: Sendable {
     public var proxyProtocol = false
     /// With `proxyProtocol`: how long a connection may take to send its header.
     public var proxyHeaderTimeout: Duration = .seconds(10)
+    /// Serve TLS with these options; `nil`: plain TCP.
+    public var tls: TLSOptions? = nil
 
     /// The defaults `silly-echo` shows in `--help`.
     public init() {}

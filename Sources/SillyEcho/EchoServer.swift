@@ -60,6 +60,7 @@ public final class EchoServer: Service, Sendable {
                 backlog: self.configuration.backlog,
                 reusePort: self.configuration.reusePort,
                 proxyProtocol: self.configuration.proxyProtocol ? self.proxyProtocolOptions : nil,
+                tls: self.configuration.tls,
                 options: self.configuration.connectionOptions,
                 group: ownLoops ?? MultiThreadedEventLoopGroup.singleton,
                 logger: self.logger

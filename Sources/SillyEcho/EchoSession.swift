@@ -115,6 +115,7 @@ struct EchoSession {
         switch error {
         case .connectionReset: self.server.statistics.count(.reset)
         case .sendQueueFull: self.server.statistics.count(.sendQueueFull)
+        case .tls: self.server.statistics.count(.tls)
         default: self.server.statistics.count(.other)
         }
         self.logger.info("Write error [\(self.peer)] -> \(error)")
@@ -137,7 +138,11 @@ struct EchoSession {
         case .activeClosed:
             return .closedByServer
         default:
-            self.server.statistics.count(error == .connectionReset ? .reset : .other)
+            if case .tls = error {
+                self.server.statistics.count(.tls)
+            } else {
+                self.server.statistics.count(error == .connectionReset ? .reset : .other)
+            }
             self.logger.info("Read error [\(self.peer)] -> \(error)")
             return .readError
         }

@@ -32,6 +32,8 @@ public enum ErrorKind: String, Sendable, CaseIterable, Comparable {
     case sendQueueFull = "send_queue_full"
     /// A missing or bad PROXY protocol header (with `proxyProtocol` on).
     case proxyHeader = "proxy_header"
+    /// A failed TLS handshake (a plain-text client, say) or a TLS error later on.
+    case tls
     /// Any other read or write failure.
     case other
 

@@ -44,6 +44,15 @@ struct SillyBenchCommand: AsyncParsableCommand {
     @Option(help: "Event-loop threads driving the clients. One leaves the other cores to the server.")
     var threads = 1
 
+    @Flag(help: "Connect over TLS; the server's certificate must verify (system CAs, or --tls-ca).")
+    var tls = false
+
+    @Option(help: "With --tls: trust the certificate authorities (or the self-signed certificate) in this PEM file.")
+    var tlsCa: String?
+
+    @Flag(help: "With --tls: accept any certificate, a self-signed one included (encrypted, not authenticated).")
+    var insecure = false
+
     @Flag(help: "Print the figures as JSON.")
     var json = false
 
@@ -53,6 +62,9 @@ struct SillyBenchCommand: AsyncParsableCommand {
         guard self.size >= 2 else { throw ValidationError("--size must be at least 2 (a byte and the newline)") }
         guard self.pipeline > 0 else { throw ValidationError("--pipeline must be positive") }
         guard self.threads > 0 else { throw ValidationError("--threads must be positive") }
+        if !self.tls, self.tlsCa != nil || self.insecure {
+            throw ValidationError("--tls-ca and --insecure go with --tls")
+        }
     }
 
     func run() async throws {
@@ -69,6 +81,14 @@ struct SillyBenchCommand: AsyncParsableCommand {
         configuration.connectTimeout = self.connectTimeout.duration
         configuration.readTimeout = self.timeout.duration
         configuration.threads = self.threads
+        if self.tls {
+            do {
+                configuration.tls = try TLSOptions.client(trustedCertificateFile: self.tlsCa, verifyCertificate: !self.insecure)
+            } catch {
+                FileHandle.standardError.write(Data("silly-bench: \(error)\n".utf8))
+                throw ExitCode.failure
+            }
+        }
 
         let generator = LoadGenerator(configuration: configuration)
         let progress = isatty(STDOUT_FILENO) == 1 && !self.json ? Self.showProgress(of: generator) : nil

@@ -67,6 +67,12 @@ struct SillyEchoCommand: AsyncParsableCommand {
     @Option(help: "With --proxy-protocol: close a connection whose header is not complete after this long.")
     var proxyHeaderTimeout: DurationArgument = DurationArgument(.seconds(10))
 
+    @Option(help: "Serve TLS with this certificate chain (PEM, leaf first); needs --tls-key.")
+    var tlsCert: String?
+
+    @Option(help: "The private key (PEM) of --tls-cert.")
+    var tlsKey: String?
+
     @Option(help: "Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100). (default: off)")
     var metricsAddr: String?
 
@@ -87,6 +93,9 @@ struct SillyEchoCommand: AsyncParsableCommand {
         guard self.maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         guard self.backlog > 0 else { throw ValidationError("--backlog must be positive") }
         if let threads = self.threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        guard (self.tlsCert == nil) == (self.tlsKey == nil) else {
+            throw ValidationError("--tls-cert and --tls-key go together")
+        }
         guard self.clients > 0, self.messages > 0 else { throw ValidationError("--clients and --messages must be positive") }
     }
 
@@ -115,6 +124,14 @@ struct SillyEchoCommand: AsyncParsableCommand {
         configuration.reusePort = self.reusePort
         configuration.proxyProtocol = self.proxyProtocol
         configuration.proxyHeaderTimeout = self.proxyHeaderTimeout.duration
+        if let certificate = self.tlsCert, let key = self.tlsKey {
+            do {
+                configuration.tls = try TLSOptions.server(certificateFile: certificate, privateKeyFile: key)
+            } catch {
+                printError("silly-echo: \(error)")
+                throw ExitCode.failure
+            }
+        }
 
         var services: [any Service] = []
         let server: EchoServer

@@ -142,3 +142,66 @@ struct ProductionTests {
         await holder.close()
     }
 }
+
+@Suite("silly-echo and silly-bench over TLS",
+       .enabled(if: TestCertificate.available, "openssl is not installed (needed to make a test certificate)"))
+struct TLSServiceTests {
+    @Test("openssl s_client talks to silly-echo --tls-cert/--tls-key in command mode")
+    func openSSLClient() async throws {
+        let certificate = try TestCertificate()
+        let server = try ServerProcess(["--mode", "command", "--tls-cert", certificate.certificateFile, "--tls-key", certificate.privateKeyFile])
+        let address = try await server.address()
+        // -quiet keeps s_client reading until the server closes (after `quit`).
+        let (output, status) = try OutsideClient.run(
+            "openssl",
+            ["s_client", "-connect", address, "-quiet", "-verify_return_error", "-CAfile", certificate.certificateFile],
+            input: "hello over TLS\nquit\n")
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("Echo: hello over TLS"), "\(output)")
+        #expect(output.contains("Goodbye"), "\(output)")
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("a plain-text client on the TLS port is closed, logged, and counted as a TLS error")
+    func plainTextClient() async throws {
+        let certificate = try TestCertificate()
+        let server = try ServerProcess(["--tls-cert", certificate.certificateFile, "--tls-key", certificate.privateKeyFile])
+        let plain = try await TCP.connect(try await server.address())
+        try await plain.write("hello\n")
+        await #expect(throws: SillyError.self) {
+            while true { _ = try await plain.readAvailable(timeout: patience) }
+        }
+        await plain.close()
+        #expect(await server.waitForLog("Read error ["))
+        #expect(server.log.contains("-> TLS: "), "\(server.log)")
+        #expect(await server.stop() == 0)
+        #expect(server.log.contains("errors: tls 1"), "\(server.log)")
+    }
+
+    @Test("a certificate path that does not exist stops silly-echo at start with a clear error")
+    func badCertificatePath() async throws {
+        let certificate = try TestCertificate()
+        let server = try ServerProcess(["--tls-cert", "/no/such/cert.pem", "--tls-key", certificate.privateKeyFile])
+        #expect(await server.exitStatus() == 1)
+        #expect(server.errorLog.contains("silly-echo: TLS: cannot read certificate file /no/such/cert.pem: No such file or directory"),
+                "\(server.errorLog)")
+    }
+
+    @Test("silly-bench --tls: every echo checked against the CA file, or with --insecure; an untrusted certificate fails the run")
+    func bench() async throws {
+        let certificate = try TestCertificate()
+        let server = try ServerProcess(["--tls-cert", certificate.certificateFile, "--tls-key", certificate.privateKeyFile])
+        let address = try await server.address()
+        let common = ["--addr", address, "--clients", "10", "--messages", "50", "--tls"]
+        let (status, figures) = try await BenchTests.run(common + ["--tls-ca", certificate.certificateFile])
+        #expect(status == 0)
+        #expect(figures["messages"] as? Int == 500)
+        let (insecureStatus, insecure) = try await BenchTests.run(common + ["--insecure"])
+        #expect(insecureStatus == 0)
+        #expect(insecure["messages"] as? Int == 500)
+        let (untrustedStatus, untrusted) = try await BenchTests.run(common)
+        #expect(untrustedStatus == 1)
+        #expect(untrusted["messages"] as? Int == 0)
+        #expect(await server.stop() == 0)
+    }
+}

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOSSL
 
 #if canImport(Glibc)
 import Glibc
@@ -389,6 +390,9 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
         if let error = error as? SillyError { return error }
         if let error = error as? IOError {
             return error.errnoCode == ECONNRESET ? .connectionReset : .system(errno: error.errnoCode)
+        }
+        if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
+            return .tls("\(error)")
         }
         return .failed("\(error)")
     }

@@ -1,7 +1,7 @@
 import NIOCore
 
-/// Per-connection limits, given to ``TCP/listen(_:backlog:reusePort:proxyProtocol:options:group:logger:accept:)`` or
-/// ``TCP/connect(_:timeout:options:group:)``.
+/// Per-connection limits, given to ``TCP/listen(_:backlog:reusePort:proxyProtocol:tls:options:group:logger:accept:)`` or
+/// ``TCP/connect(_:timeout:tls:options:group:)``.
 public struct ConnectionOptions: Sendable {
     /// The longest line `read(until:)` searches before it fails with ``SillyError/lineTooLong(limit:)``.
     public var maxLineLength: Int = 64 * 1024

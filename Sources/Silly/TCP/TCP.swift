@@ -25,6 +25,7 @@ public enum TCP {
     ///   - proxyProtocol: expect every connection to begin with a PROXY protocol header (v1 or v2,
     ///     from HAProxy's `send-proxy` or nginx's `proxy_protocol on`): `accept` runs once it has
     ///     arrived, and ``TCPConnection/remoteAddress`` is the original client's. `nil`: no header.
+    ///   - tls: serve TLS (``TLSOptions/server(certificateFile:privateKeyFile:)``); `nil`: plain TCP.
     ///   - options: limits for each accepted connection.
     ///   - group: the event loops that serve the connections; all cores by default.
     ///   - logger: where handler failures are logged.
@@ -35,6 +36,7 @@ public enum TCP {
         backlog: Int = 4096,
         reusePort: Bool = false,
         proxyProtocol: ProxyProtocolOptions? = nil,
+        tls: TLSOptions? = nil,
         options: ConnectionOptions = ConnectionOptions(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "silly.tcp"),
@@ -46,6 +48,7 @@ public enum TCP {
             backlog: backlog,
             reusePort: reusePort,
             proxyProtocol: proxyProtocol,
+            tls: tls,
             options: options,
             group: group,
             logger: logger
@@ -65,21 +68,24 @@ public enum TCP {
         return try await Self.result(of: bound)
     }
 
-    /// Connects to `address` (same forms as `listen`; no host means 127.0.0.1).
+    /// Connects to `address` (same forms as `listen`; no host means 127.0.0.1), over TLS if `tls`
+    /// is given (``TLSOptions/client(trustedCertificateFile:verifyCertificate:serverName:)``).
     ///
     /// Called from a task on an event loop of `group` (an `accept` handler, a forked task), the
     /// connection lives on that same loop, so its reads and writes need no thread hop.
     /// - Throws: ``SillyError/connectionRefused(_:)``, ``SillyError/unresolvable(_:)``,
     ///   ``SillyError/connectTimeout(_:)``, ``SillyError/invalidAddress(_:reason:)``, or
-    ///   ``SillyError/system(errno:)``.
+    ///   ``SillyError/system(errno:)``. A failed TLS handshake fails the first read or write with
+    ///   ``SillyError/tls(_:)``.
     public static func connect(
         _ address: String,
         timeout: Duration = .seconds(10),
+        tls: TLSOptions? = nil,
         options: ConnectionOptions = ConnectionOptions(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws(SillyError) -> TCPConnection {
         let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? group.next()
-        return try await Self.result(of: Self.connect(address, timeout: timeout, options: options, on: loop))
+        return try await Self.result(of: Self.connect(address, timeout: timeout, tls: tls, options: options, on: loop))
     }
 
     // MARK: Callback level
@@ -90,12 +96,13 @@ public enum TCP {
     ///
     /// With one event loop as `group`, every connection lives on that loop (the listening socket
     /// itself is on the process's acceptor thread, ``acceptor``).
-    /// The future fails with the errors ``listen(_:backlog:reusePort:proxyProtocol:options:group:logger:accept:)`` throws.
+    /// The future fails with the errors ``listen(_:backlog:reusePort:proxyProtocol:tls:options:group:logger:accept:)`` throws.
     public static func bind(
         _ address: String,
         backlog: Int = 4096,
         reusePort: Bool = false,
         proxyProtocol: ProxyProtocolOptions? = nil,
+        tls: TLSOptions? = nil,
         options: ConnectionOptions = ConnectionOptions(),
         group: any EventLoopGroup,
         logger: Logger = Logger(label: "silly.tcp"),
@@ -125,6 +132,9 @@ public enum TCP {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let engine = try Self.attachEngine(to: channel, options: options)
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(tls.serverHandler(), position: .first)
+                    }
                     guard let proxyProtocol else {
                         // `accept` runs before the channel is registered and active: writes it
                         // makes are sent once it is; if it never is (the listener closed
@@ -136,6 +146,7 @@ public enum TCP {
                     let decoder = ProxyHeaderDecoder(options: proxyProtocol, logger: logger) { header in
                         accept(TCPConnection(channel: channel, engine: engine, proxyHeader: header))
                     }
+                    // First of all: the header comes before any TLS record.
                     try channel.pipeline.syncOperations.addHandler(decoder, position: .first)
                 }
             }
@@ -149,15 +160,22 @@ public enum TCP {
     /// Connects to `address` from `eventLoop`, where the connection then lives: the
     /// callback-level front end's `connect`. `localAddress` (`"IP:port"`, port 0 for any) binds the
     /// connecting socket first. The future fails with the errors
-    /// ``connect(_:timeout:options:group:)`` throws.
+    /// ``connect(_:timeout:tls:options:group:)`` throws.
     public static func connect(
         _ address: String,
         timeout: Duration = .seconds(10),
         localAddress: String? = nil,
+        tls: TLSOptions? = nil,
         options: ConnectionOptions = ConnectionOptions(),
         on eventLoop: any EventLoop
     ) -> EventLoopFuture<TCPConnection> {
         let target: HostAndPort
+        do {
+            target = try HostAndPort(parsing: address)
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
+        let host = target.host ?? "127.0.0.1"
         var bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(TimeAmount(timeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -167,10 +185,12 @@ public enum TCP {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try Self.attachEngine(to: channel, options: options)
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(tls.clientHandler(host: host), position: .first)
+                    }
                 }
             }
         do {
-            target = try HostAndPort(parsing: address)
             if let localAddress {
                 let local = try HostAndPort(parsing: localAddress)
                 bootstrap = bootstrap.bind(to: try local.resolve(defaultHost: "0.0.0.0", original: localAddress))
@@ -178,7 +198,6 @@ public enum TCP {
         } catch {
             return eventLoop.makeFailedFuture(error)
         }
-        let host = target.host ?? "127.0.0.1"
         let connected: EventLoopFuture<any Channel>
         if let literal = try? SocketAddress(ipAddress: host, port: target.port) {
             connected = bootstrap.connect(to: literal)

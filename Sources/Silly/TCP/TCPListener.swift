@@ -1,6 +1,6 @@
 import NIOCore
 
-/// A listening socket made by ``TCP/listen(_:backlog:reusePort:proxyProtocol:options:group:logger:accept:)``.
+/// A listening socket made by ``TCP/listen(_:backlog:reusePort:proxyProtocol:tls:options:group:logger:accept:)``.
 public final class TCPListener: Sendable {
     private let channel: any Channel
     /// The bound address; its port is the one the kernel chose when the address asked for port 0.

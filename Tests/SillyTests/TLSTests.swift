@@ -1,0 +1,114 @@
+import NIOCore
+import Silly
+import SillyTestSupport
+import Testing
+
+@Suite("TLS: the library's listen and connect over swift-nio-ssl",
+       .enabled(if: TestCertificate.available, "openssl is not installed (needed to make a test certificate)"))
+struct TLSTests {
+    let certificate: TestCertificate
+    let serverTLS: TLSOptions
+
+    init() throws {
+        self.certificate = try TestCertificate()
+        self.serverTLS = try TLSOptions.server(
+            certificateFile: self.certificate.certificateFile, privateKeyFile: self.certificate.privateKeyFile)
+    }
+
+    @Test("lines echo over TLS; the certificate verifies by name and by IP address")
+    func echo() async throws {
+        let listener = try await TCP.listen("127.0.0.1:0", tls: self.serverTLS, accept: echoLines)
+        let trusted = try TLSOptions.client(trustedCertificateFile: self.certificate.certificateFile)
+        for host in ["localhost", "127.0.0.1"] {
+            let client = try await TCP.connect("\(host):\(listener.port)", tls: trusted)
+            for line in ["hello over TLS\n", String(repeating: "x", count: 40_000) + "\n"] {
+                try await client.write(line)
+                #expect(try await client.line() == line)
+            }
+            await client.close()
+        }
+        await listener.close()
+    }
+
+    @Test("an untrusted certificate fails the client's first read with a TLS error; verifyCertificate: false accepts it")
+    func untrusted() async throws {
+        let listener = try await TCP.listen("127.0.0.1:0", tls: self.serverTLS, accept: echoLines)
+        let strict = try await TCP.connect("localhost:\(listener.port)", tls: try .client())
+        try? await strict.write("hello\n")
+        do throws(SillyError) {
+            _ = try await strict.read(until: "\n", timeout: patience)
+            Issue.record("read succeeded against an untrusted certificate")
+        } catch {
+            guard case .tls(let reason) = error else {
+                Issue.record("expected a TLS error, got \(error)")
+                return
+            }
+            #expect(reason.lowercased().contains("certificate"), "\(reason)")
+        }
+        await strict.close()
+
+        let lenient = try await TCP.connect("127.0.0.1:\(listener.port)", tls: try .client(verifyCertificate: false))
+        try await lenient.write("hello\n")
+        #expect(try await lenient.line() == "hello\n")
+        await lenient.close()
+        await listener.close()
+    }
+
+    @Test("a plain-text client on a TLS port: its connection is closed, the handler's read fails with a TLS error")
+    func plainTextClient() async throws {
+        let errors = Mailbox<SillyError>()
+        let listener = try await TCP.listen("127.0.0.1:0", tls: self.serverTLS) { connection in
+            do throws(SillyError) {
+                _ = try await connection.read(until: "\n", timeout: patience)
+            } catch {
+                errors.send(error)
+            }
+        }
+        let plain = try await TCP.connect("127.0.0.1:\(listener.port)")
+        try await plain.write("hello in plain text\n")
+        await #expect(throws: SillyError.self) {
+            while true { _ = try await plain.readAvailable(timeout: patience) }
+        }
+        let error = await errors.next()
+        guard case .tls = error else {
+            Issue.record("expected a TLS error, got \(String(describing: error))")
+            return
+        }
+        await plain.close()
+        await listener.close()
+    }
+
+    @Test("the peer's half-close arrives as the end of the stream; replies still go back")
+    func halfClose() async throws {
+        let listener = try await TCP.listen("127.0.0.1:0", tls: self.serverTLS) { connection in
+            var count = 0
+            while (try? await connection.read(until: "\n")) != nil { count += 1 }
+            try await connection.write("\(count) lines\n")
+        }
+        let client = try await TCP.connect("127.0.0.1:\(listener.port)", tls: try .client(verifyCertificate: false))
+        try await client.write("one\ntwo\nthree\n")
+        await client.shutdownOutput()
+        #expect(try await client.line() == "3 lines\n")
+        await client.close()
+        await listener.close()
+    }
+
+    @Test("files that cannot be read or parsed give TLS errors naming them")
+    func badFiles() throws {
+        #expect(throws: SillyError.tls("cannot read certificate file /no/such/cert.pem: No such file or directory")) {
+            try TLSOptions.server(certificateFile: "/no/such/cert.pem", privateKeyFile: self.certificate.privateKeyFile)
+        }
+        do throws(SillyError) {
+            _ = try TLSOptions.server(certificateFile: self.certificate.certificateFile, privateKeyFile: self.certificate.certificateFile)
+            Issue.record("a certificate was taken for a private key")
+        } catch {
+            #expect("\(error)".hasPrefix("TLS: cannot load private key from \(self.certificate.certificateFile)"), "\(error)")
+        }
+        do throws(SillyError) {
+            _ = try TLSOptions.server(certificateFile: self.certificate.privateKeyFile, privateKeyFile: self.certificate.privateKeyFile)
+            Issue.record("a private key was taken for a certificate")
+        } catch {
+            #expect("\(error)".contains(self.certificate.privateKeyFile), "\(error)")
+        }
+    }
+}
