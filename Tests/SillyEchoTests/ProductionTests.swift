@@ -133,6 +133,24 @@ struct ProductionTests {
             "\(server.log)")
     }
 
+    @Test("--metrics-addr: an idle timeout is counted as one")
+    func idleTimeoutMetric() async throws {
+        let server = try ServerProcess(["--metrics-addr", "127.0.0.1:0", "--idle-timeout", "200ms"])
+        let address = try await server.address()
+        let metrics = try await metricsAddress(of: server)
+        let idle = try await TCP.connect(address)
+        await #expect(throws: SillyError.self) { try await idle.read(until: "\n", timeout: patience) }
+        await idle.close()
+        var samples: [String: Double] = [:]
+        #expect(await eventually {
+            samples = (try? await scrape(metrics).samples) ?? [:]
+            return samples["silly_echo_connections_open"] == 0 && samples["silly_echo_connections_accepted_total"] == 1
+        }, "\(samples)")
+        #expect(samples["silly_echo_errors_total{kind=\"idle_timeout\"}"] == 1)
+        #expect(samples["silly_echo_connection_duration_seconds_count"] == 1)
+        #expect(await server.stop() == 0)
+    }
+
     @Test("--metrics-addr on a busy port fails at start with a clear error")
     func metricsAddressInUse() async throws {
         let holder = try await TCP.listen("127.0.0.1:0") { _ in }
