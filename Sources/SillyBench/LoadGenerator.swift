@@ -90,11 +90,12 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
     let deadline: NIODeadline?
     let progress: LoadGenerator.Progress
     let total: Int
-    var result: ClientResult
-    var sentAt: [UInt64]
-    var sent = 0
-    var reported = 0
-    var continuation: CheckedContinuation<ClientResult, Never>?
+    // Loop-confined and never accessed overlappingly: no dynamic exclusivity checks per echo.
+    @exclusivity(unchecked) var result: ClientResult
+    @exclusivity(unchecked) var sentAt: [UInt64]
+    @exclusivity(unchecked) var sent = 0
+    @exclusivity(unchecked) var reported = 0
+    @exclusivity(unchecked) var continuation: CheckedContinuation<ClientResult, Never>?
 
     init(connection: TCPConnection, line: ByteBuffer, configuration: LoadConfiguration, deadline: NIODeadline?,
          progress: LoadGenerator.Progress, result: ClientResult) {

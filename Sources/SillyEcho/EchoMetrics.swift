@@ -15,6 +15,7 @@ final class EchoMetrics: Sendable {
     private let bytesSent: Counter
     private let messages: Counter
     private let errors: [ErrorKind: Counter]
+    private let healthChecks: Counter
     private let lifetimes: CoreMetrics.Timer
     private let published = Mutex<ServerStatistics.Snapshot?>(nil)
 
@@ -27,6 +28,7 @@ final class EchoMetrics: Sendable {
         static let bytesSent = "silly_echo_sent_bytes_total"
         static let messages = "silly_echo_messages_total"
         static let errors = "silly_echo_errors_total"
+        static let healthChecks = "silly_echo_health_checks_total"
         static let lifetimes = "silly_echo_connection_duration_seconds"
     }
 
@@ -42,6 +44,7 @@ final class EchoMetrics: Sendable {
             errors[kind] = Counter(label: Name.errors, dimensions: [("kind", kind.rawValue)], factory: factory)
         }
         self.errors = errors
+        self.healthChecks = Counter(label: Name.healthChecks, factory: factory)
         self.lifetimes = CoreMetrics.Timer(label: Name.lifetimes, factory: factory)
     }
 
@@ -49,13 +52,15 @@ final class EchoMetrics: Sendable {
     func publish(_ now: ServerStatistics.Snapshot) {
         self.published.withLock { last in
             let before = last ?? ServerStatistics.Snapshot(
-                open: 0, accepted: 0, rejected: 0, bytesReceived: 0, bytesSent: 0, messages: 0, errors: [:])
+                open: 0, accepted: 0, rejected: 0, bytesReceived: 0, bytesSent: 0, messages: 0, errors: [:],
+                healthChecks: 0)
             self.open.record(now.open)
             Self.add(now.accepted - before.accepted, to: self.accepted)
             Self.add(now.rejected - before.rejected, to: self.rejected)
             Self.add(now.bytesReceived - before.bytesReceived, to: self.bytesReceived)
             Self.add(now.bytesSent - before.bytesSent, to: self.bytesSent)
             Self.add(now.messages - before.messages, to: self.messages)
+            Self.add(now.healthChecks - before.healthChecks, to: self.healthChecks)
             for (kind, counter) in self.errors {
                 Self.add(now.errors[kind, default: 0] - before.errors[kind, default: 0], to: counter)
             }

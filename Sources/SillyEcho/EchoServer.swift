@@ -154,6 +154,10 @@ public final class EchoServer: Service, Sendable {
 
     /// The accept handler: admission, the counter, the mode's session, statistics.
     private func serve(_ connection: TCPConnection) async {
+        if connection.proxyHeader?.command == .local {
+            await self.serveHealthCheck(connection)
+            return
+        }
         guard let open = self.statistics.admit(limit: self.configuration.maxConnections) else {
             await self.reject(connection)
             return
@@ -167,6 +171,20 @@ public final class EchoServer: Service, Sendable {
         self.registry.remove(connection)
         self.metrics.recordLifetime(ContinuousClock.now - opened)
         self.logClose(connection, reason: reason, statistics: session.statistics)
+    }
+
+    /// A load balancer's own connection (PROXY `LOCAL`: HAProxy's health checks): served like any
+    /// other, but logged at debug level and counted apart, so checks every few seconds do not
+    /// fill the log or pass for clients (HAProxy ends them with a reset).
+    @inline(never)
+    private func serveHealthCheck(_ connection: TCPConnection) async {
+        self.statistics.countHealthCheck()
+        self.registry.insert(connection)
+        self.logger.debug("Health check from \(connection.remoteAddress?.description ?? "?")")
+        var session = EchoSession(connection: connection, server: self, counted: false)
+        _ = await session.run()
+        await connection.close()
+        self.registry.remove(connection)
     }
 
     /// Header errors are logged by the core and counted here.

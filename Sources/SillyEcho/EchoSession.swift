@@ -25,11 +25,15 @@ enum CloseReason: String, CustomStringConvertible {
 struct EchoSession {
     let connection: TCPConnection
     let server: EchoServer
+    /// Where this connection's messages are counted: its event loop's counters; `nil` for a load
+    /// balancer's health check, which is served but not counted as a client.
+    private let traffic: TrafficCounters?
     private(set) var statistics = ConnectionStatistics()
 
-    init(connection: TCPConnection, server: EchoServer) {
+    init(connection: TCPConnection, server: EchoServer, counted: Bool = true) {
         self.connection = connection
         self.server = server
+        self.traffic = counted ? server.statistics.traffic(on: connection.eventLoop) : nil
     }
 
     private var configuration: EchoConfiguration { self.server.configuration }
@@ -94,7 +98,7 @@ struct EchoSession {
     @inline(__always)
     private mutating func record(received: Int, sent: Int) {
         self.statistics.record(received: received, sent: sent)
-        self.server.statistics.record(received: received, sent: sent)
+        self.traffic?.record(received: received, sent: sent)
     }
 
     /// Queues `data`, then waits while the client is not reading what it is sent: the handler
@@ -109,14 +113,19 @@ struct EchoSession {
         }
     }
 
+    /// Counts what ended a client's connection (a health check's ending is not counted).
+    private func countError(_ kind: ErrorKind) {
+        if self.traffic != nil { self.server.statistics.count(kind) }
+    }
+
     @inline(never)
     private func writeFailed(_ error: SillyError) -> CloseReason {
         if error == .activeClosed { return .closedByServer }
         switch error {
-        case .connectionReset: self.server.statistics.count(.reset)
-        case .sendQueueFull: self.server.statistics.count(.sendQueueFull)
-        case .tls: self.server.statistics.count(.tls)
-        default: self.server.statistics.count(.other)
+        case .connectionReset: self.countError(.reset)
+        case .sendQueueFull: self.countError(.sendQueueFull)
+        case .tls: self.countError(.tls)
+        default: self.countError(.other)
         }
         self.logger.info("Write error [\(self.peer)] -> \(error)")
         return .writeError
@@ -128,20 +137,20 @@ struct EchoSession {
         case .endOfStream:
             return .clientClosed
         case .timedOut:
-            self.server.statistics.count(.idleTimeout)
+            self.countError(.idleTimeout)
             self.logger.info("Idle timeout [\(self.peer)]: no data for \(self.configuration.idleTimeout.map { "\($0)" } ?? "ever")")
             return .idleTimeout
         case .lineTooLong(let limit):
-            self.server.statistics.count(.lineTooLong)
+            self.countError(.lineTooLong)
             self.logger.warning("Line too long [\(self.peer)]: no newline within \(limit) bytes")
             return .lineTooLong
         case .activeClosed:
             return .closedByServer
         default:
             if case .tls = error {
-                self.server.statistics.count(.tls)
+                self.countError(.tls)
             } else {
-                self.server.statistics.count(error == .connectionReset ? .reset : .other)
+                self.countError(error == .connectionReset ? .reset : .other)
             }
             self.logger.info("Read error [\(self.peer)] -> \(error)")
             return .readError

@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 
 /// One connection's traffic, kept by its handler and logged when it closes.
@@ -40,15 +41,33 @@ public enum ErrorKind: String, Sendable, CaseIterable, Comparable {
     public static func < (lhs: ErrorKind, rhs: ErrorKind) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
+/// One event loop's share of the per-message counters. Each connection adds to its own loop's
+/// (relaxed atomic adds on cache lines no other core writes), so counting every message as it
+/// goes costs the same on one core or many; readers sum the loops.
+final class TrafficCounters: Sendable {
+    let bytesReceived = Atomic<Int>(0)
+    let bytesSent = Atomic<Int>(0)
+    let messages = Atomic<Int>(0)
+    // Keeps the next loop's counters, allocated beside these, off their cache line.
+    private let padding: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
+
+    /// Counts one message answered.
+    @inline(__always)
+    func record(received: Int, sent: Int) {
+        self.bytesReceived.add(received, ordering: .relaxed)
+        self.bytesSent.add(sent, ordering: .relaxed)
+        self.messages.add(1, ordering: .relaxed)
+    }
+}
+
 /// The server's totals, updated by every connection as it goes: atomics, so no update is lost.
 /// `--stats-interval` logs them and ``EchoMetrics`` publishes them through swift-metrics.
 public final class ServerStatistics: Sendable {
     private let open = Atomic<Int>(0)
     private let accepted = Atomic<Int>(0)
     private let rejected = Atomic<Int>(0)
-    private let bytesReceived = Atomic<Int>(0)
-    private let bytesSent = Atomic<Int>(0)
-    private let messages = Atomic<Int>(0)
+    private let healthChecks = Atomic<Int>(0)
+    private let loops = Mutex<[ObjectIdentifier: TrafficCounters]>([:])
     // Errors are rare: a lock is cheap enough.
     private let errors = Mutex<[ErrorKind: Int]>([:])
 
@@ -67,12 +86,19 @@ public final class ServerStatistics: Sendable {
         return now
     }
 
-    /// Counts one message answered.
-    @inline(__always)
-    func record(received: Int, sent: Int) {
-        self.bytesReceived.add(received, ordering: .relaxed)
-        self.bytesSent.add(sent, ordering: .relaxed)
-        self.messages.add(1, ordering: .relaxed)
+    /// The counters of the connections on `loop` (looked up once per connection).
+    func traffic(on loop: any EventLoop) -> TrafficCounters {
+        self.loops.withLock { counters in
+            if let existing = counters[ObjectIdentifier(loop)] { return existing }
+            let new = TrafficCounters()
+            counters[ObjectIdentifier(loop)] = new
+            return new
+        }
+    }
+
+    /// Counts a connection that a load balancer made for a health check (a PROXY `LOCAL` header).
+    func countHealthCheck() {
+        self.healthChecks.add(1, ordering: .relaxed)
     }
 
     /// Counts a connection ended by `kind`.
@@ -87,14 +113,16 @@ public final class ServerStatistics: Sendable {
 
     /// The totals now.
     public var snapshot: Snapshot {
-        Snapshot(
+        let loops = self.loops.withLock { Array($0.values) }
+        return Snapshot(
             open: self.open.load(ordering: .relaxed),
             accepted: self.accepted.load(ordering: .relaxed),
             rejected: self.rejected.load(ordering: .relaxed),
-            bytesReceived: self.bytesReceived.load(ordering: .relaxed),
-            bytesSent: self.bytesSent.load(ordering: .relaxed),
-            messages: self.messages.load(ordering: .relaxed),
-            errors: self.errors.withLock { $0 }
+            bytesReceived: loops.reduce(0) { $0 + $1.bytesReceived.load(ordering: .relaxed) },
+            bytesSent: loops.reduce(0) { $0 + $1.bytesSent.load(ordering: .relaxed) },
+            messages: loops.reduce(0) { $0 + $1.messages.load(ordering: .relaxed) },
+            errors: self.errors.withLock { $0 },
+            healthChecks: self.healthChecks.load(ordering: .relaxed)
         )
     }
 
@@ -114,12 +142,15 @@ public final class ServerStatistics: Sendable {
         public var messages: Int
         /// Connections ended by each kind of error.
         public var errors: [ErrorKind: Int]
+        /// Health-check connections of a load balancer (PROXY `LOCAL`), counted apart from clients.
+        public var healthChecks: Int
 
         public var description: String {
             let errors = self.errors.sorted { $0.key < $1.key }.map { "\($0.key.rawValue) \($0.value)" }
             return "connections open \(self.open), accepted \(self.accepted), rejected \(self.rejected); "
                 + "received \(self.bytesReceived) bytes, sent \(self.bytesSent) bytes, messages \(self.messages); "
                 + "errors: \(errors.isEmpty ? "none" : errors.joined(separator: ", "))"
+                + (self.healthChecks > 0 ? "; health checks \(self.healthChecks)" : "")
         }
     }
 }

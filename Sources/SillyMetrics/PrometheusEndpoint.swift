@@ -13,7 +13,7 @@ import Synchronization
 /// ```swift
 /// let registry = PrometheusCollectorRegistry()
 /// MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-/// let endpoint = PrometheusEndpoint(address: "127.0.0.1:9100", registry: registry)
+/// let endpoint = PrometheusEndpoint(address: "127.0.0.1:9464", registry: registry)
 /// ```
 public final class PrometheusEndpoint: Service, Sendable {
     /// Where to listen: any address form `TCP.listen` takes.

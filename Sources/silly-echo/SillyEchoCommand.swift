@@ -73,7 +73,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
     @Option(help: "The private key (PEM) of --tls-cert.")
     var tlsKey: String?
 
-    @Option(help: "Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100). (default: off)")
+    @Option(help: "Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464). (default: off)")
     var metricsAddr: String?
 
     @Flag(help: "Run the tutorial's test clients against this server, in this process, then exit: 0 if every echo matched.")
@@ -93,6 +93,9 @@ struct SillyEchoCommand: AsyncParsableCommand {
         guard self.maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         guard self.backlog > 0 else { throw ValidationError("--backlog must be positive") }
         if let threads = self.threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        guard self.proxyHeaderTimeout.duration > .zero else {
+            throw ValidationError("--proxy-header-timeout must be positive (the PROXY protocol requires a header on every connection)")
+        }
         guard (self.tlsCert == nil) == (self.tlsKey == nil) else {
             throw ValidationError("--tls-cert and --tls-key go together")
         }

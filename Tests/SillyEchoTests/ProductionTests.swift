@@ -57,6 +57,13 @@ struct ProductionTests {
         await conn.close()
         #expect(await server.waitForLog("Close connection 203.0.113.7:4242 (client closed): received 6 bytes"))
 
+        // A load balancer's health check (v2 LOCAL): served, but neither logged nor counted as a client.
+        let check = try await TCP.connect(address)
+        try await check.write([0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A, 0x20, 0x00, 0x00, 0x00] + Array("ping\n".utf8))
+        #expect(try await check.line() == "ping\n")
+        let checkPeer = try #require(check.localAddress)
+        await check.close()
+
         let plain = try await TCP.connect(address)
         let peer = try #require(plain.localAddress)
         try await plain.write("hello\n")
@@ -64,7 +71,9 @@ struct ProductionTests {
         await plain.close()
         #expect(await server.waitForLog("connection from \(peer) to \(address) refused: no PROXY protocol header"))
         #expect(await server.stop() == 0)
-        #expect(server.log.contains("Shutdown complete. Totals: connections open 0, accepted 1, rejected 0; received 6 bytes, sent 6 bytes, messages 1; errors: proxy_header 1"))
+        #expect(server.log.contains("Shutdown complete. Totals: connections open 0, accepted 1, rejected 0; received 6 bytes, sent 6 bytes, messages 1; errors: proxy_header 1; health checks 1"),
+                "\(server.log)")
+        #expect(!server.log.contains("Accept connection \(checkPeer)"))
     }
 
     @Test("--metrics-addr: counters move by what the traffic did; lifetimes are recorded; other paths get 404")

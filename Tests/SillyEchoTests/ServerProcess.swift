@@ -118,8 +118,10 @@ enum OutsideClient {
     static let required = ProcessInfo.processInfo.environment["SILLY_REQUIRE_CLIENTS"] == "1"
 
     static func path(_ name: String) -> String? {
-        let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
-        return paths.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+        // Daemons such as haproxy live in sbin, which a user's PATH may lack.
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        let folders = path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin"]
+        return folders.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
     /// Whether a test needing `names` should run: they are installed, or they are required.

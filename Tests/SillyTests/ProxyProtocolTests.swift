@@ -136,6 +136,44 @@ struct ProxyProtocolTests {
         }
     }
 
+    static let acceptedEdges: [(String, [UInt8], ProxyHeader)] = {
+        let v4 = v2IPv4([1, 2, 3, 4], [5, 6, 7, 8], 1, 2)
+        let tlvFill = 4096 - 16 - 12 - 3
+        return [
+            ("a bare PROXY UNKNOWN", Array("PROXY UNKNOWN\r\n".utf8),
+             ProxyHeader(version: .v1, command: .proxy, source: nil, destination: nil)),
+            ("a v1 line of exactly 107 bytes", Array(("PROXY UNKNOWN " + String(repeating: "x", count: 91) + "\r\n").utf8),
+             ProxyHeader(version: .v1, command: .proxy, source: nil, destination: nil)),
+            ("the longest TCP6 line", Array("PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe 65535 65534\r\n".utf8),
+             ProxyHeader(version: .v1, command: .proxy, source: Endpoint(ip: "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", port: 65535),
+                         destination: Endpoint(ip: "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", port: 65534))),
+            ("v2 UDP over IPv4", proxyV2Header(family: 0x12, addresses: v4),
+             ProxyHeader(version: .v2, command: .proxy, source: nil, destination: nil)),
+            ("v2 a Unix stream socket", proxyV2Header(family: 0x31, addresses: Array(repeating: 0x41, count: 216)),
+             ProxyHeader(version: .v2, command: .proxy, source: nil, destination: nil)),
+            ("v2 UNSPEC", proxyV2Header(family: 0x00, addresses: []),
+             ProxyHeader(version: .v2, command: .proxy, source: nil, destination: nil)),
+            ("LOCAL with an IPv4 block", proxyV2Header(command: 0x20, family: 0x11, addresses: v4),
+             ProxyHeader(version: .v2, command: .local, source: nil, destination: nil)),
+            ("LOCAL with a family and no block (to be ignored)", proxyV2Header(command: 0x20, family: 0x11, addresses: []),
+             ProxyHeader(version: .v2, command: .local, source: nil, destination: nil)),
+            ("v2 of exactly 4096 bytes", proxyV2Header(family: 0x11, addresses: v4, tlvs: [0xEE, UInt8(tlvFill >> 8), UInt8(tlvFill & 0xFF)] + Array(repeating: 7, count: tlvFill)),
+             ProxyHeader(version: .v2, command: .proxy, source: Endpoint(ip: "1.2.3.4", port: 1), destination: Endpoint(ip: "5.6.7.8", port: 2))),
+        ]
+    }()
+
+    @Test("edge forms the specification allows are accepted; without a TCP source the real peer stays",
+          arguments: ProxyProtocolTests.acceptedEdges.indices)
+    func acceptedEdge(index: Int) async throws {
+        let (name, bytes, expected) = Self.acceptedEdges[index]
+        try await withProxyServer { port, outcomes in
+            let (outcome, echoed, client) = try await self.exchange(bytes, port: port, outcomes: outcomes)
+            #expect(outcome == .accepted(remote: expected.source ?? client.localAddress, header: expected), "\(name)")
+            #expect(echoed == "payload\n", "\(name)")
+            await client.close()
+        }
+    }
+
     @Test("a header split across one-byte writes, v1 and v2")
     func oneByteWrites() async throws {
         try await withProxyServer { port, outcomes in
@@ -180,6 +218,11 @@ struct ProxyProtocolTests {
              .malformed("version 1 in the v2 header (only 2 exists)")),
             ("v2 command 2", proxyV2Header(command: 0x22, family: 0x11, addresses: v4), .malformed("unknown v2 command 2")),
             ("v2 family 4", proxyV2Header(family: 0x41, addresses: v4), .malformed("unknown v2 address family and protocol 0x41")),
+            ("v2 IPv4 without a transport", proxyV2Header(family: 0x10, addresses: v4), .malformed("unknown v2 address family and protocol 0x10")),
+            ("v2 a transport without a family", proxyV2Header(family: 0x01, addresses: v4), .malformed("unknown v2 address family and protocol 0x1")),
+            ("IPv4 under TCP6", v1("PROXY TCP6 1.2.3.4 5.6.7.8 1 2\r\n"), .malformed("bad IPv6 address '1.2.3.4'")),
+            ("a host name for an address", v1("PROXY TCP4 localhost 5.6.7.8 1 2\r\n"), .malformed("bad IPv4 address 'localhost'")),
+            ("a 108-byte v1 line", v1("PROXY UNKNOWN " + String(repeating: "x", count: 92) + "\r\n"), .oversized(limit: 107)),
             ("v2 addresses cut short", proxyV2Header(family: 0x11, addresses: Array(v4.prefix(8))),
              .malformed("address block of 8 bytes, 12 needed")),
             ("v2 TLV past the end", proxyV2Header(family: 0x11, addresses: v4, tlvs: [0x01, 0x00, 0x09, 0x41]),
@@ -216,16 +259,24 @@ struct ProxyProtocolTests {
     @Test("a header cut off by the peer's EOF, or never finished, is refused; a connection that sends nothing is not reported")
     func truncatedAndLate() async throws {
         try await withProxyServer { port, outcomes in
-            // Nothing at all, then close: a plain TCP health check.
-            let silent = try await TCP.connect("127.0.0.1:\(port)")
-            await silent.close()
-
             let cut = try await TCP.connect("127.0.0.1:\(port)")
             try await cut.write("PROXY TCP4 1.2.3.4")
             await cut.shutdownOutput()
-            // The first outcome is the cut-off header's: the silent connection made none.
             #expect(await outcomes.next() == .rejected(.truncated))
             await cut.close()
+
+            // Nothing at all, then close: a plain TCP health check, which reports nothing: the
+            // next outcome is the next connection's.
+            let silent = try await TCP.connect("127.0.0.1:\(port)")
+            await silent.close()
+            let (good, echoed, other) = try await self.exchange(
+                Array("PROXY TCP4 192.0.2.1 192.0.2.2 1 2\r\n".utf8), port: port, outcomes: outcomes)
+            #expect(good == .accepted(
+                remote: Endpoint(ip: "192.0.2.1", port: 1),
+                header: ProxyHeader(version: .v1, command: .proxy, source: Endpoint(ip: "192.0.2.1", port: 1),
+                                    destination: Endpoint(ip: "192.0.2.2", port: 2))))
+            #expect(echoed == "payload\n")
+            await other.close()
         }
         try await withProxyServer(headerTimeout: .milliseconds(300)) { port, outcomes in
             let late = try await TCP.connect("127.0.0.1:\(port)")
@@ -239,22 +290,27 @@ struct ProxyProtocolTests {
     /// `SILLY_PROPERTY_CASES` scales both property tests (default 200 each).
     static let propertyCases = ProcessInfo.processInfo.environment["SILLY_PROPERTY_CASES"].flatMap(Int.init).map { $0 / 5 } ?? 200
 
-    @Test("property: random valid headers with random payloads and random chunking give the source and every byte")
+    @Test("property: random valid headers (v1 and v2, IPv4 and IPv6) with random payloads and random chunking give the source and every byte")
     func randomValidHeaders() async throws {
         var random = SeededGenerator(seed: 0x5052_4F58)
         try await withProxyServer { port, outcomes in
             for round in 0..<Self.propertyCases {
-                let source = Endpoint(ip: "\(Int.random(in: 1...223, using: &random)).\(Int.random(in: 0...255, using: &random)).0.\(Int.random(in: 0...255, using: &random))",
-                                      port: Int.random(in: 0...65535, using: &random))
-                let destination = Endpoint(ip: "10.0.0.\(Int.random(in: 0...255, using: &random))", port: Int.random(in: 0...65535, using: &random))
+                let sixes = Bool.random(using: &random)
+                let sourceBytes = (0..<(sixes ? 16 : 4)).map { _ in UInt8.random(in: 0...255, using: &random) }
+                let destinationBytes = (0..<(sixes ? 16 : 4)).map { _ in UInt8.random(in: 0...255, using: &random) }
+                let sourcePort = UInt16.random(in: 0...65535, using: &random)
+                let destinationPort = UInt16.random(in: 0...65535, using: &random)
+                // The expected endpoints, in the text form the server gives (inet_ntop's).
+                let source = try #require(Endpoint(try SocketAddress(packedIPAddress: ByteBuffer(bytes: sourceBytes), port: Int(sourcePort))))
+                let destination = try #require(Endpoint(try SocketAddress(packedIPAddress: ByteBuffer(bytes: destinationBytes), port: Int(destinationPort))))
                 let header: [UInt8]
                 if Bool.random(using: &random) {
-                    header = Array("PROXY TCP4 \(source.ip) \(destination.ip) \(source.port) \(destination.port)\r\n".utf8)
+                    header = Array("PROXY \(sixes ? "TCP6" : "TCP4") \(source.ip) \(destination.ip) \(source.port) \(destination.port)\r\n".utf8)
                 } else {
-                    let octets = { (ip: String) in ip.split(separator: ".").map { UInt8($0)! } }
                     let tlvLength = Int.random(in: 0...40, using: &random)
                     let tlvs = tlvLength == 0 ? [] : [UInt8(0xE0), 0, UInt8(tlvLength)] + (0..<tlvLength).map { _ in UInt8.random(in: 0...255, using: &random) }
-                    header = proxyV2Header(family: 0x11, addresses: v2IPv4(octets(source.ip), octets(destination.ip), UInt16(source.port), UInt16(destination.port)), tlvs: tlvs)
+                    let ports = [UInt8(sourcePort >> 8), UInt8(sourcePort & 0xFF), UInt8(destinationPort >> 8), UInt8(destinationPort & 0xFF)]
+                    header = proxyV2Header(family: sixes ? 0x21 : 0x11, addresses: sourceBytes + destinationBytes + ports, tlvs: tlvs)
                 }
                 // A random binary payload (no newline inside) ending with one.
                 let payload = (0..<Int.random(in: 0...200, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }.map { $0 == 10 ? 11 : $0 } + [10]

@@ -93,6 +93,41 @@ struct TLSTests {
         await listener.close()
     }
 
+    @Test("PROXY protocol and TLS on one listener: the header first, then the handshake")
+    func proxyThenTLS() async throws {
+        let peers = Mailbox<Endpoint?>()
+        let listener = try await TCP.listen("127.0.0.1:0", proxyProtocol: ProxyProtocolOptions(), tls: self.serverTLS) { connection in
+            peers.send(connection.remoteAddress)
+            try await echoLines(connection)
+        }
+        // A relay in miniature: the header in plain text, then TLS bytes from a TLS client.
+        let relay = try await TCP.listen("127.0.0.1:0") { inbound in
+            let outbound = try await TCP.connect("127.0.0.1:\(listener.port)")
+            try await outbound.write("PROXY TCP4 198.51.100.20 192.0.2.1 5555 443\r\n")
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { while true { try await outbound.write(try await inbound.readAvailable()) } }
+                group.addTask { while true { try await inbound.write(try await outbound.readAvailable()) } }
+                try await group.next()
+                group.cancelAll()
+            }
+        }
+        let client = try await TCP.connect("127.0.0.1:\(relay.port)", tls: try .client(trustedCertificateFile: self.certificate.certificateFile))
+        try await client.write("through a relay, over TLS\n")
+        #expect(try await client.line() == "through a relay, over TLS\n")
+        #expect(await peers.next() == Endpoint(ip: "198.51.100.20", port: 5555))
+        await client.close()
+        await relay.close()
+        await listener.close()
+    }
+
+    @Test("a private key that is not the certificate's is refused")
+    func mismatchedKey() throws {
+        let other = try TestCertificate()
+        #expect(throws: SillyError.self) {
+            try TLSOptions.server(certificateFile: self.certificate.certificateFile, privateKeyFile: other.privateKeyFile)
+        }
+    }
+
     @Test("files that cannot be read or parsed give TLS errors naming them")
     func badFiles() throws {
         #expect(throws: SillyError.tls("cannot read certificate file /no/such/cert.pem: No such file or directory")) {

@@ -16,6 +16,8 @@ final class ProxyHeaderDecoder: ChannelInboundHandler, RemovableChannelHandler {
     private var timer: Scheduled<Void>?
     /// A header was accepted or refused: whatever arrives now is not this handler's.
     private var decided = false
+    /// The connection was refused: what still arrives before it closes is dropped.
+    private var refused = false
 
     init(options: ProxyProtocolOptions, logger: Logger, onHeader: @escaping (ProxyHeader) -> Void) {
         self.options = options
@@ -34,7 +36,7 @@ final class ProxyHeaderDecoder: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !self.decided else {
-            context.fireChannelRead(data)
+            if !self.refused { context.fireChannelRead(data) }
             return
         }
         var bytes = self.unwrapInboundIn(data)
@@ -90,6 +92,7 @@ final class ProxyHeaderDecoder: ChannelInboundHandler, RemovableChannelHandler {
             self.reject(.truncated, context: context)
         } else {
             self.decided = true
+            self.refused = true
             self.timer?.cancel()
             context.close(promise: nil)
         }
@@ -97,6 +100,7 @@ final class ProxyHeaderDecoder: ChannelInboundHandler, RemovableChannelHandler {
 
     private func reject(_ error: ProxyHeaderError, context: ChannelHandlerContext) {
         self.decided = true
+        self.refused = true
         self.timer?.cancel()
         self.received = nil
         let peer = Endpoint(context.channel.remoteAddress)

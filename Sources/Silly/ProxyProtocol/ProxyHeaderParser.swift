@@ -114,20 +114,22 @@ enum ProxyHeaderParser {
         guard length <= maxHeaderLength else { throw .oversized(limit: maxHeaderLength) }
         guard bytes.readableBytes >= length else { return .needMoreBytes }
 
+        // LOCAL: the proxy's own connection; the family and the block are to be ignored.
+        if command == .local {
+            return .header(ProxyHeader(version: .v2, command: .local, source: nil, destination: nil), length: length)
+        }
         // Address block: source and destination addresses, then ports; TLVs fill the rest.
-        let block = start + 16
-        let family = familyAndProtocol >> 4
-        let transport = familyAndProtocol & 0x0F
-        guard family <= 3, transport <= 2 else {
+        // UNSPEC, or TCP/UDP over IPv4, IPv6 or a Unix socket: any other value must be refused.
+        let addressBytes: Int
+        switch familyAndProtocol {
+        case 0x00: addressBytes = 0
+        case 0x11, 0x12: addressBytes = 12
+        case 0x21, 0x22: addressBytes = 36
+        case 0x31, 0x32: addressBytes = 216
+        default:
             throw .malformed("unknown v2 address family and protocol 0x\(String(familyAndProtocol, radix: 16, uppercase: true))")
         }
-        let addressBytes: Int
-        switch family {
-        case 1: addressBytes = 12
-        case 2: addressBytes = 36
-        case 3: addressBytes = 216
-        default: addressBytes = 0
-        }
+        let block = start + 16
         guard addressLength >= addressBytes else {
             throw .malformed("address block of \(addressLength) bytes, \(addressBytes) needed")
         }
@@ -136,12 +138,12 @@ enum ProxyHeaderParser {
         var source: Endpoint?
         var destination: Endpoint?
         // Only TCP over IPv4 or IPv6 names a peer a TCP connection can stand for.
-        if command == .proxy, transport == 1, family == 1 || family == 2 {
-            let size = family == 1 ? 4 : 16
+        if familyAndProtocol == 0x11 || familyAndProtocol == 0x21 {
+            let size = familyAndProtocol == 0x11 ? 4 : 16
             source = Self.v2Endpoint(bytes, address: block, size: size, port: block + 2 * size)
             destination = Self.v2Endpoint(bytes, address: block + size, size: size, port: block + 2 * size + 2)
         }
-        return .header(ProxyHeader(version: .v2, command: command, source: source, destination: destination), length: length)
+        return .header(ProxyHeader(version: .v2, command: .proxy, source: source, destination: destination), length: length)
     }
 
     private static func v2Endpoint(_ bytes: ByteBuffer, address: Int, size: Int, port: Int) -> Endpoint? {

@@ -9,8 +9,8 @@ import Musl
 import Darwin
 #endif
 
-/// TLS for a listener or an outgoing connection (swift-nio-ssl, BoringSSL): reads and writes stay
-/// plain bytes; the handshake, encryption and `close_notify` happen beneath them.
+/// TLS 1.2 or 1.3 for a listener or an outgoing connection (swift-nio-ssl, BoringSSL): reads and
+/// writes stay plain bytes; the handshake, encryption and `close_notify` happen beneath them.
 ///
 /// ```swift
 /// let tls = try TLSOptions.server(certificateFile: "cert.pem", privateKeyFile: "key.pem")
@@ -28,10 +28,11 @@ public struct TLSOptions: Sendable {
         let chain = try Self.load("certificate", certificateFile) { try NIOSSLCertificate.fromPEMFile($0) }
         guard !chain.isEmpty else { throw .tls("no certificate in \(certificateFile)") }
         let key = try Self.load("private key", privateKeyFile) { try NIOSSLPrivateKey(file: $0, format: .pem) }
-        let configuration = TLSConfiguration.makeServerConfiguration(
+        var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain.map { .certificate($0) },
             privateKey: .privateKey(key)
         )
+        configuration.minimumTLSVersion = .tlsv12
         return TLSOptions(context: try Self.context(configuration), serverName: nil)
     }
 
@@ -46,6 +47,7 @@ public struct TLSOptions: Sendable {
         serverName: String? = nil
     ) throws(SillyError) -> TLSOptions {
         var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
         if let trustedCertificateFile {
             let roots = try Self.load("certificate", trustedCertificateFile) { try NIOSSLCertificate.fromPEMFile($0) }
             configuration.trustRoots = .certificates(roots)
