@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Two (or more) silly-echo binaries side by side under one echoload load, interleaved round by
+# round: tells a change's cost from the machine's moods. Prints each run and the medians of the
+# server's CPU µs per message (user+sys over a SECONDS window in the middle of the load).
+#
+#   git worktree add /tmp/silly-before <commit> && (cd /tmp/silly-before && swift build -c release --product silly-echo)
+#   Benchmarks/compare-builds.sh 7 4 1000 64 1 /tmp/silly-before/.build/release/silly-echo .build/release/silly-echo
+# usage: compare-builds.sh ROUNDS SECONDS CONNECTIONS SIZE DEPTH BINARY...
+set -euo pipefail
+rounds=$1; seconds=$2; conns=$3; size=$4; depth=$5; shift 5
+echoload=/tmp/echo-bench-cache/echoload
+[ -x "$echoload" ] || { echo "build the kit first: ../shared/bench/compare.py builds $echoload" >&2; exit 1; }
+port=9980
+results=$(mktemp); trap 'rm -f "$results" "$results.out"' EXIT
+for round in $(seq "$rounds"); do
+    for index in $(seq $#); do
+        bin=${!index}
+        "$bin" --addr 127.0.0.1:$port --log-level error --max-connections 20000 >/dev/null 2>&1 &
+        pid=$!; sleep 0.4
+        "$echoload" 127.0.0.1 $port "$conns" $((seconds + 2)) "$size" "$depth" >"$results.out" &
+        load=$!; sleep 1.5
+        before=$(awk '{print $14 + $15}' /proc/$pid/stat); sleep "$seconds"; after=$(awk '{print $14 + $15}' /proc/$pid/stat)
+        wait $load; kill $pid; wait $pid 2>/dev/null || true
+        rate=$(sed -E 's/.*msgs_per_s=([0-9]+).*/\1/' "$results.out")
+        python3 -c "print($index, $rate, round(($after - $before) * 10000 / ($rate * $seconds), 2))" | tee -a "$results"
+    done
+done
+python3 - "$results" "$@" <<'PY'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+for index, binary in enumerate(sys.argv[2:], start=1):
+    cpu = [float(r[2]) for r in rows if int(r[0]) == index]
+    print(f"{binary}: median cpu µs/msg {statistics.median(cpu):.2f} over {len(cpu)} rounds {cpu}")
+PY
