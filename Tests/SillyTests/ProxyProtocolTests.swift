@@ -64,27 +64,40 @@ struct ProxyProtocolTests {
         return (outcome, echoed, client)
     }
 
+    /// Sends `bytes` then a line; expects the connection accepted with `expected` (its source as
+    /// the remote address, or the socket's own peer when it has none) and the line echoed.
+    private func expectAccepted(
+        _ bytes: [UInt8], as expected: ProxyHeader, port: Int, outcomes: Mailbox<ProxyOutcome>,
+        oneByteAtATime: Bool = false, _ comment: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
+        let (outcome, echoed, client) = try await self.exchange(bytes, port: port, outcomes: outcomes, oneByteAtATime: oneByteAtATime)
+        #expect(outcome == .accepted(remote: expected.source ?? client.localAddress, header: expected), comment, sourceLocation: sourceLocation)
+        #expect(echoed == "payload\n", comment, sourceLocation: sourceLocation)
+        await client.close()
+    }
+
+    /// A valid v1 header from 192.0.2.1:1 is still served: the listener outlived what came before.
+    private func expectStillServing(port: Int, outcomes: Mailbox<ProxyOutcome>, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        try await self.expectAccepted(
+            Array("PROXY TCP4 192.0.2.1 192.0.2.2 1 2\r\n".utf8),
+            as: ProxyHeader(version: .v1, command: .proxy, source: Endpoint(ip: "192.0.2.1", port: 1), destination: Endpoint(ip: "192.0.2.2", port: 2)),
+            port: port, outcomes: outcomes, sourceLocation: sourceLocation)
+    }
+
     @Test("v1 TCP4 and TCP6: the original client is the remote address; the payload in the same segment echoes")
     func v1() async throws {
         try await withProxyServer { port, outcomes in
-            let (four, echoed, client) = try await self.exchange(
-                Array("PROXY TCP4 192.0.2.7 198.51.100.1 56324 9999\r\n".utf8), port: port, outcomes: outcomes)
-            #expect(four == .accepted(
-                remote: Endpoint(ip: "192.0.2.7", port: 56324),
-                header: ProxyHeader(version: .v1, command: .proxy, source: Endpoint(ip: "192.0.2.7", port: 56324),
-                                    destination: Endpoint(ip: "198.51.100.1", port: 9999))))
-            #expect(echoed == "payload\n")
-            await client.close()
-
-            let (six, echoed6, client6) = try await self.exchange(
-                Array("PROXY TCP6 2001:db8::1 2001:db8::2 1 65535\r\n".utf8), port: port, outcomes: outcomes)
-            #expect(six == .accepted(
-                remote: Endpoint(ip: "2001:db8::1", port: 1),
-                header: ProxyHeader(version: .v1, command: .proxy, source: Endpoint(ip: "2001:db8::1", port: 1),
-                                    destination: Endpoint(ip: "2001:db8::2", port: 65535))))
-            #expect(echoed6 == "payload\n")
+            try await self.expectAccepted(
+                Array("PROXY TCP4 192.0.2.7 198.51.100.1 56324 9999\r\n".utf8),
+                as: ProxyHeader(version: .v1, command: .proxy, source: Endpoint(ip: "192.0.2.7", port: 56324),
+                                destination: Endpoint(ip: "198.51.100.1", port: 9999)),
+                port: port, outcomes: outcomes)
+            try await self.expectAccepted(
+                Array("PROXY TCP6 2001:db8::1 2001:db8::2 1 65535\r\n".utf8),
+                as: ProxyHeader(version: .v1, command: .proxy, source: Endpoint(ip: "2001:db8::1", port: 1),
+                                destination: Endpoint(ip: "2001:db8::2", port: 65535)),
+                port: port, outcomes: outcomes)
             #expect("\(Endpoint(ip: "2001:db8::1", port: 1))" == "[2001:db8::1]:1")
-            await client6.close()
         }
     }
 
@@ -93,46 +106,30 @@ struct ProxyProtocolTests {
         try await withProxyServer { port, outcomes in
             // ALPN "h2" and a UNIQUE_ID TLV, as HAProxy may add.
             let tlvs: [UInt8] = [0x01, 0x00, 0x02, 0x68, 0x32, 0x05, 0x00, 0x03, 0x61, 0x62, 0x63]
-            let header = proxyV2Header(family: 0x11, addresses: v2IPv4([10, 1, 2, 3], [10, 9, 9, 9], 40000, 9999), tlvs: tlvs)
-            let (four, echoed, client) = try await self.exchange(header, port: port, outcomes: outcomes)
-            #expect(four == .accepted(
-                remote: Endpoint(ip: "10.1.2.3", port: 40000),
-                header: ProxyHeader(version: .v2, command: .proxy, source: Endpoint(ip: "10.1.2.3", port: 40000),
-                                    destination: Endpoint(ip: "10.9.9.9", port: 9999))))
-            #expect(echoed == "payload\n")
-            await client.close()
-
+            try await self.expectAccepted(
+                proxyV2Header(family: 0x11, addresses: v2IPv4([10, 1, 2, 3], [10, 9, 9, 9], 40000, 9999), tlvs: tlvs),
+                as: ProxyHeader(version: .v2, command: .proxy, source: Endpoint(ip: "10.1.2.3", port: 40000),
+                                destination: Endpoint(ip: "10.9.9.9", port: 9999)),
+                port: port, outcomes: outcomes)
             let source: [UInt8] = [0x20, 0x01, 0x0d, 0xb8] + Array(repeating: 0, count: 11) + [0x05]
             let destination: [UInt8] = [0x20, 0x01, 0x0d, 0xb8] + Array(repeating: 0, count: 11) + [0x06]
-            let six = proxyV2Header(family: 0x21, addresses: source + destination + [0x01, 0xBB, 0x27, 0x0F])
-            let (outcome, echoed6, client6) = try await self.exchange(six, port: port, outcomes: outcomes)
-            #expect(outcome == .accepted(
-                remote: Endpoint(ip: "2001:db8::5", port: 443),
-                header: ProxyHeader(version: .v2, command: .proxy, source: Endpoint(ip: "2001:db8::5", port: 443),
-                                    destination: Endpoint(ip: "2001:db8::6", port: 9999))))
-            #expect(echoed6 == "payload\n")
-            await client6.close()
+            try await self.expectAccepted(
+                proxyV2Header(family: 0x21, addresses: source + destination + [0x01, 0xBB, 0x27, 0x0F]),
+                as: ProxyHeader(version: .v2, command: .proxy, source: Endpoint(ip: "2001:db8::5", port: 443),
+                                destination: Endpoint(ip: "2001:db8::6", port: 9999)),
+                port: port, outcomes: outcomes)
         }
     }
 
     @Test("LOCAL (a health check) and v1 UNKNOWN keep the socket's real peer")
     func localAndUnknown() async throws {
         try await withProxyServer { port, outcomes in
-            let local = proxyV2Header(command: 0x20, family: 0x00, addresses: [])
-            let (outcome, echoed, client) = try await self.exchange(local, port: port, outcomes: outcomes)
-            #expect(outcome == .accepted(
-                remote: client.localAddress,
-                header: ProxyHeader(version: .v2, command: .local, source: nil, destination: nil)))
-            #expect(echoed == "payload\n")
-            await client.close()
-
-            let (unknown, echoedUnknown, other) = try await self.exchange(
-                Array("PROXY UNKNOWN whatever follows\r\n".utf8), port: port, outcomes: outcomes)
-            #expect(unknown == .accepted(
-                remote: other.localAddress,
-                header: ProxyHeader(version: .v1, command: .proxy, source: nil, destination: nil)))
-            #expect(echoedUnknown == "payload\n")
-            await other.close()
+            try await self.expectAccepted(
+                proxyV2Header(command: 0x20, family: 0x00, addresses: []),
+                as: ProxyHeader(version: .v2, command: .local, source: nil, destination: nil), port: port, outcomes: outcomes)
+            try await self.expectAccepted(
+                Array("PROXY UNKNOWN whatever follows\r\n".utf8),
+                as: ProxyHeader(version: .v1, command: .proxy, source: nil, destination: nil), port: port, outcomes: outcomes)
         }
     }
 
@@ -167,33 +164,23 @@ struct ProxyProtocolTests {
     func acceptedEdge(index: Int) async throws {
         let (name, bytes, expected) = Self.acceptedEdges[index]
         try await withProxyServer { port, outcomes in
-            let (outcome, echoed, client) = try await self.exchange(bytes, port: port, outcomes: outcomes)
-            #expect(outcome == .accepted(remote: expected.source ?? client.localAddress, header: expected), "\(name)")
-            #expect(echoed == "payload\n", "\(name)")
-            await client.close()
+            try await self.expectAccepted(bytes, as: expected, port: port, outcomes: outcomes, "\(name)")
         }
     }
 
     @Test("a header split across one-byte writes, v1 and v2")
     func oneByteWrites() async throws {
         try await withProxyServer { port, outcomes in
-            let (v1, echoed, client) = try await self.exchange(
-                Array("PROXY TCP4 203.0.113.9 198.51.100.1 1234 80\r\n".utf8), port: port, outcomes: outcomes, oneByteAtATime: true)
-            #expect(v1 == .accepted(
-                remote: Endpoint(ip: "203.0.113.9", port: 1234),
-                header: ProxyHeader(version: .v1, command: .proxy, source: Endpoint(ip: "203.0.113.9", port: 1234),
-                                    destination: Endpoint(ip: "198.51.100.1", port: 80))))
-            #expect(echoed == "payload\n")
-            await client.close()
-
-            let header = proxyV2Header(family: 0x11, addresses: v2IPv4([203, 0, 113, 10], [198, 51, 100, 1], 4321, 80))
-            let (v2, echoed2, client2) = try await self.exchange(header, port: port, outcomes: outcomes, oneByteAtATime: true)
-            #expect(v2 == .accepted(
-                remote: Endpoint(ip: "203.0.113.10", port: 4321),
-                header: ProxyHeader(version: .v2, command: .proxy, source: Endpoint(ip: "203.0.113.10", port: 4321),
-                                    destination: Endpoint(ip: "198.51.100.1", port: 80))))
-            #expect(echoed2 == "payload\n")
-            await client2.close()
+            try await self.expectAccepted(
+                Array("PROXY TCP4 203.0.113.9 198.51.100.1 1234 80\r\n".utf8),
+                as: ProxyHeader(version: .v1, command: .proxy, source: Endpoint(ip: "203.0.113.9", port: 1234),
+                                destination: Endpoint(ip: "198.51.100.1", port: 80)),
+                port: port, outcomes: outcomes, oneByteAtATime: true)
+            try await self.expectAccepted(
+                proxyV2Header(family: 0x11, addresses: v2IPv4([203, 0, 113, 10], [198, 51, 100, 1], 4321, 80)),
+                as: ProxyHeader(version: .v2, command: .proxy, source: Endpoint(ip: "203.0.113.10", port: 4321),
+                                destination: Endpoint(ip: "198.51.100.1", port: 80)),
+                port: port, outcomes: outcomes, oneByteAtATime: true)
         }
     }
 
@@ -245,14 +232,7 @@ struct ProxyProtocolTests {
             }
             await client.close()
             // The listener keeps serving.
-            let (good, echoed, other) = try await self.exchange(
-                Array("PROXY TCP4 192.0.2.1 192.0.2.2 1 2\r\n".utf8), port: port, outcomes: outcomes)
-            #expect(good == .accepted(
-                remote: Endpoint(ip: "192.0.2.1", port: 1),
-                header: ProxyHeader(version: .v1, command: .proxy, source: Endpoint(ip: "192.0.2.1", port: 1),
-                                    destination: Endpoint(ip: "192.0.2.2", port: 2))))
-            #expect(echoed == "payload\n")
-            await other.close()
+            try await self.expectStillServing(port: port, outcomes: outcomes)
         }
     }
 
@@ -265,18 +245,11 @@ struct ProxyProtocolTests {
             #expect(await outcomes.next() == .rejected(.truncated))
             await cut.close()
 
-            // Nothing at all, then close: a plain TCP health check, which reports nothing: the
-            // next outcome is the next connection's.
+            // Nothing at all, then close: a plain TCP health check, which reports nothing, so the
+            // next outcome is the next connection's acceptance.
             let silent = try await TCP.connect("127.0.0.1:\(port)")
             await silent.close()
-            let (good, echoed, other) = try await self.exchange(
-                Array("PROXY TCP4 192.0.2.1 192.0.2.2 1 2\r\n".utf8), port: port, outcomes: outcomes)
-            #expect(good == .accepted(
-                remote: Endpoint(ip: "192.0.2.1", port: 1),
-                header: ProxyHeader(version: .v1, command: .proxy, source: Endpoint(ip: "192.0.2.1", port: 1),
-                                    destination: Endpoint(ip: "192.0.2.2", port: 2))))
-            #expect(echoed == "payload\n")
-            await other.close()
+            try await self.expectStillServing(port: port, outcomes: outcomes)
         }
         try await withProxyServer(headerTimeout: .milliseconds(300)) { port, outcomes in
             let late = try await TCP.connect("127.0.0.1:\(port)")
@@ -351,14 +324,8 @@ struct ProxyProtocolTests {
                 #expect(await outcomes.next() != nil, "round \(round)")
                 await client.close()
             }
-            let (good, echoed, other) = try await self.exchange(
-                Array("PROXY TCP4 192.0.2.1 192.0.2.2 1 2\r\n".utf8), port: port, outcomes: outcomes)
-            #expect(good == .accepted(
-                remote: Endpoint(ip: "192.0.2.1", port: 1),
-                header: ProxyHeader(version: .v1, command: .proxy, source: Endpoint(ip: "192.0.2.1", port: 1),
-                                    destination: Endpoint(ip: "192.0.2.2", port: 2))))
-            #expect(echoed == "payload\n")
-            await other.close()
+            // The listener keeps serving.
+            try await self.expectStillServing(port: port, outcomes: outcomes)
         }
     }
 }
