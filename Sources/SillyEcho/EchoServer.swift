@@ -16,7 +16,7 @@ import Synchronization
 public final class EchoServer: Service, Sendable {
     /// What the server was told.
     public let configuration: EchoConfiguration
-    /// The server's totals, updated as connections close.
+    /// The server's totals, updated as connections are admitted, answered and closed.
     public let statistics = ServerStatistics()
     let logger: Logger
     private let metrics: EchoMetrics
