@@ -113,6 +113,11 @@ struct EchoSession {
         }
     }
 
+    /// Logs how a connection ended; a health check's ending (HAProxy resets each one) at debug level.
+    private func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message) {
+        self.logger.log(level: self.traffic == nil ? .debug : level, message())
+    }
+
     /// Counts what ended a client's connection (a health check's ending is not counted).
     private func countError(_ kind: ErrorKind) {
         if self.traffic != nil { self.server.statistics.count(kind) }
@@ -127,7 +132,7 @@ struct EchoSession {
         case .tls: self.countError(.tls)
         default: self.countError(.other)
         }
-        self.logger.info("Write error [\(self.peer)] -> \(error)")
+        self.log(.info, "Write error [\(self.peer)] -> \(error)")
         return .writeError
     }
 
@@ -138,11 +143,11 @@ struct EchoSession {
             return .clientClosed
         case .timedOut:
             self.countError(.idleTimeout)
-            self.logger.info("Idle timeout [\(self.peer)]: no data for \(self.configuration.idleTimeout.map { "\($0)" } ?? "ever")")
+            self.log(.info, "Idle timeout [\(self.peer)]: no data for \(self.configuration.idleTimeout.map { "\($0)" } ?? "ever")")
             return .idleTimeout
         case .lineTooLong(let limit):
             self.countError(.lineTooLong)
-            self.logger.warning("Line too long [\(self.peer)]: no newline within \(limit) bytes")
+            self.log(.warning, "Line too long [\(self.peer)]: no newline within \(limit) bytes")
             return .lineTooLong
         case .activeClosed:
             return .closedByServer
@@ -152,7 +157,7 @@ struct EchoSession {
             } else {
                 self.countError(error == .connectionReset ? .reset : .other)
             }
-            self.logger.info("Read error [\(self.peer)] -> \(error)")
+            self.log(.info, "Read error [\(self.peer)] -> \(error)")
             return .readError
         }
     }

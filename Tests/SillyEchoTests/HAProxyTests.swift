@@ -15,8 +15,9 @@ struct HAProxyTests {
     @Test("two silly-echo instances behind HAProxy: lines echo through it, and each logs the client's own address")
     func balanced() async throws {
         let haproxy = try #require(OutsideClient.path("haproxy"), "haproxy is not installed")
-        let servers = try [ServerProcess(["--proxy-protocol", "--proxy-header-timeout", "120s"]),
-                           ServerProcess(["--proxy-protocol", "--proxy-header-timeout", "120s"])]
+        // Debug level: the health checks' lines show (at debug, where they belong).
+        let arguments = ["--proxy-protocol", "--proxy-header-timeout", "120s", "--log-level", "debug"]
+        let servers = try [ServerProcess(arguments), ServerProcess(arguments)]
         let backends = [try await servers[0].address(), try await servers[1].address()]
         let socket = RawSocket()
         let frontPort = try #require(socket.bindLoopback())
@@ -57,6 +58,12 @@ struct HAProxyTests {
         for server in servers {
             #expect(server.log.contains("Accept connection 127.0.0.5:"), "a server got no client: \(server.log)")
             #expect(!server.log.contains("refused"), "\(server.log)")
+            // HAProxy's checks (every 2 s; LOCAL headers, ended with a reset) are served quietly:
+            // at debug level, never as a client's accept or an error at info level.
+            #expect(await server.waitForLog("debug silly-echo: [SillyEcho] Health check from 127.0.0.1:"), "\(server.log)")
+            let lines = server.log.split(separator: "\n")
+            #expect(!lines.contains { $0.contains("Accept connection 127.0.0.1:") }, "\(server.log)")
+            #expect(!lines.contains { $0.contains(" info ") && $0.contains("error") }, "\(server.log)")
         }
         for client in clients { await client.close() }
         #expect(await balancer.stop() != nil)
