@@ -17,7 +17,7 @@ final class EchoMetrics: Sendable {
     private let errors: [ErrorKind: Counter]
     private let healthChecks: Counter
     private let lifetimes: CoreMetrics.Timer
-    private let published = Mutex<ServerStatistics.Snapshot?>(nil)
+    private let published = Mutex(ServerStatistics.Snapshot.zero)
 
     /// The metric names, as Prometheus shows them.
     enum Name {
@@ -50,10 +50,7 @@ final class EchoMetrics: Sendable {
 
     /// Hands the counters' growth since the last call to swift-metrics.
     func publish(_ now: ServerStatistics.Snapshot) {
-        self.published.withLock { last in
-            let before = last ?? ServerStatistics.Snapshot(
-                open: 0, accepted: 0, rejected: 0, bytesReceived: 0, bytesSent: 0, messages: 0, errors: [:],
-                healthChecks: 0)
+        self.published.withLock { before in
             self.open.record(now.open)
             Self.add(now.accepted - before.accepted, to: self.accepted)
             Self.add(now.rejected - before.rejected, to: self.rejected)
@@ -64,7 +61,7 @@ final class EchoMetrics: Sendable {
             for (kind, counter) in self.errors {
                 Self.add(now.errors[kind, default: 0] - before.errors[kind, default: 0], to: counter)
             }
-            last = now
+            before = now
         }
     }
 

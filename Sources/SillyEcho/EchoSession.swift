@@ -126,12 +126,7 @@ struct EchoSession {
     @inline(never)
     private func writeFailed(_ error: SillyError) -> CloseReason {
         if error == .activeClosed { return .closedByServer }
-        switch error {
-        case .connectionReset: self.countError(.reset)
-        case .sendQueueFull: self.countError(.sendQueueFull)
-        case .tls: self.countError(.tls)
-        default: self.countError(.other)
-        }
+        self.countError(ErrorKind(error))
         self.log(.info, "Write error [\(self.peer)] -> \(error)")
         return .writeError
     }
@@ -142,21 +137,17 @@ struct EchoSession {
         case .endOfStream:
             return .clientClosed
         case .timedOut:
-            self.countError(.idleTimeout)
+            self.countError(ErrorKind(error))
             self.log(.info, "Idle timeout [\(self.peer)]: no data for \(self.configuration.idleTimeout.map { "\($0)" } ?? "ever")")
             return .idleTimeout
         case .lineTooLong(let limit):
-            self.countError(.lineTooLong)
+            self.countError(ErrorKind(error))
             self.log(.warning, "Line too long [\(self.peer)]: no newline within \(limit) bytes")
             return .lineTooLong
         case .activeClosed:
             return .closedByServer
         default:
-            if case .tls = error {
-                self.countError(.tls)
-            } else {
-                self.countError(error == .connectionReset ? .reset : .other)
-            }
+            self.countError(ErrorKind(error))
             self.log(.info, "Read error [\(self.peer)] -> \(error)")
             return .readError
         }

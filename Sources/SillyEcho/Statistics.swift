@@ -1,4 +1,5 @@
 import NIOCore
+import Silly
 import Synchronization
 
 /// One connection's traffic, kept by its handler and logged when it closes.
@@ -22,7 +23,7 @@ public struct ConnectionStatistics: Sendable, Equatable {
 }
 
 /// Why the server ended a connection abnormally, as `/metrics` labels it (`kind="..."`).
-public enum ErrorKind: String, Sendable, CaseIterable, Comparable {
+public enum ErrorKind: String, Sendable, CaseIterable {
     /// The client reset the connection.
     case reset
     /// A line longer than `maxLineLength`.
@@ -38,7 +39,17 @@ public enum ErrorKind: String, Sendable, CaseIterable, Comparable {
     /// Any other read or write failure.
     case other
 
-    public static func < (lhs: ErrorKind, rhs: ErrorKind) -> Bool { lhs.rawValue < rhs.rawValue }
+    /// The kind of a read or write failure that ended a connection.
+    init(_ error: SillyError) {
+        switch error {
+        case .connectionReset: self = .reset
+        case .lineTooLong: self = .lineTooLong
+        case .timedOut: self = .idleTimeout
+        case .sendQueueFull: self = .sendQueueFull
+        case .tls: self = .tls
+        default: self = .other
+        }
+    }
 }
 
 /// One event loop's share of the per-message counters. Each connection adds to its own loop's
@@ -145,8 +156,12 @@ public final class ServerStatistics: Sendable {
         /// Health-check connections of a load balancer (PROXY `LOCAL`), counted apart from clients.
         public var healthChecks: Int
 
+        /// Nothing counted: what the metrics start from.
+        static let zero = Snapshot(
+            open: 0, accepted: 0, rejected: 0, bytesReceived: 0, bytesSent: 0, messages: 0, errors: [:], healthChecks: 0)
+
         public var description: String {
-            let errors = self.errors.sorted { $0.key < $1.key }.map { "\($0.key.rawValue) \($0.value)" }
+            let errors = self.errors.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue) \($0.value)" }
             return "connections open \(self.open), accepted \(self.accepted), rejected \(self.rejected); "
                 + "received \(self.bytesReceived) bytes, sent \(self.bytesSent) bytes, messages \(self.messages); "
                 + "errors: \(errors.isEmpty ? "none" : errors.joined(separator: ", "))"

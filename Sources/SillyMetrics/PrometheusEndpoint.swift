@@ -5,7 +5,6 @@ import NIOPosix
 import Prometheus
 import ServiceLifecycle
 import Silly
-import Synchronization
 
 /// Serves `GET /metrics` in the Prometheus text format from a registry, on SwiftNIO's HTTP/1
 /// server pipeline: a service to run beside a server in a `ServiceGroup`.
@@ -21,12 +20,6 @@ public final class PrometheusEndpoint: Service, Sendable {
     private let registry: PrometheusCollectorRegistry
     private let beforeScrape: @Sendable () -> Void
     private let logger: Logger
-    private let bound = Mutex<BoundState>(.waiting([]))
-
-    private enum BoundState {
-        case waiting([EventLoopPromise<Endpoint?>])
-        case done(Endpoint?)
-    }
 
     /// An endpoint for `registry`; `beforeScrape` runs before each scrape, to bring counters
     /// that are published in batches up to date.
@@ -63,50 +56,15 @@ public final class PrometheusEndpoint: Service, Sendable {
                 .bind(to: socketAddress)
                 .get()
         } catch {
-            self.announce(nil)
-            throw Self.describe(error, address: self.address)
+            throw TCP.bindError(error, address: self.address)
         }
         let local = Endpoint(channel.localAddress)
         self.logger.notice("Metrics on http://\(local?.description ?? self.address)/metrics")
-        self.announce(local)
         await withTaskCancellationOrGracefulShutdownHandler {
             try? await channel.closeFuture.get()
         } onCancelOrGracefulShutdown: {
             channel.close(promise: nil)
         }
-    }
-
-    /// The bound address once listening (its port, when the address asked for port 0); `nil` if
-    /// listening failed.
-    public func waitUntilListening() async -> Endpoint? {
-        let promise = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Endpoint?.self)
-        let ready: Endpoint?? = self.bound.withLock { state in
-            switch state {
-            case .waiting(let waiters):
-                state = .waiting(waiters + [promise])
-                return .none
-            case .done(let endpoint):
-                return .some(endpoint)
-            }
-        }
-        if let ready { promise.succeed(ready) }
-        return try? await promise.futureResult.get()
-    }
-
-    private func announce(_ endpoint: Endpoint?) {
-        let waiters = self.bound.withLock { state in
-            guard case .waiting(let waiters) = state else { return [EventLoopPromise<Endpoint?>]() }
-            state = .done(endpoint)
-            return waiters
-        }
-        for waiter in waiters { waiter.succeed(endpoint) }
-    }
-
-    private static func describe(_ error: any Error, address: String) -> SillyError {
-        if let error = error as? SillyError { return error }
-        if let error = error as? IOError, error.errnoCode == EADDRINUSE { return .addressInUse(address) }
-        if let error = error as? IOError { return .system(errno: error.errnoCode) }
-        return .failed("\(error)")
     }
 }
 

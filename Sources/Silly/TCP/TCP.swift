@@ -245,7 +245,9 @@ public enum TCP {
         return engine
     }
 
-    private static func bindError(_ error: any Error, address: String) -> SillyError {
+    /// The typed error of a failed bind of `address`: for `listen`, and the package's other
+    /// servers (the metrics endpoint).
+    package static func bindError(_ error: any Error, address: String) -> SillyError {
         guard let error = error as? IOError else { return ConnectionEngine.describe(error) }
         switch error.errnoCode {
         case EADDRINUSE: return .addressInUse(address)
