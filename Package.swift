@@ -162,6 +162,7 @@ let package = Package(
                 "SillyMetrics",
                 "silly-echo",
                 "silly-bench",
+                "SillyBench",
                 "SillyExamples",
                 "SillyScript",
                 .product(name: "NIOCore", package: "swift-nio"),

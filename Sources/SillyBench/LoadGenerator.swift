@@ -37,14 +37,20 @@ public struct LoadGenerator: Sendable {
         let deadline = self.configuration.duration.map { NIODeadline.now() + TimeAmount($0) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, self.configuration.threads))
         defer { group.shutdownGracefully { _ in } }
+        let loops = Array(group.makeIterator())
+        let recorders = loops.map { _ in LatencyRecorder() }
         let clients: [Task<ClientResult, Never>] = (0..<self.configuration.clients).map { index in
-            let loop = group.next()
+            let loop = loops[index % loops.count]
+            let recorder = recorders[index % loops.count]
             return Task(executorPreference: EventLoopExecutor.for(loop)) {
-                await self.client(index, deadline: deadline, group: group)
+                await self.client(index, on: loop, latency: recorder, deadline: deadline)
             }
         }
         for client in clients {
             result.add(await client.value)
+        }
+        for recorder in recorders {
+            result.latency.add(recorder.histogram)
         }
         result.elapsed = ContinuousClock.now - start
         return result
@@ -52,7 +58,9 @@ public struct LoadGenerator: Sendable {
 
     /// One connection: connect (in a task on its loop), then let a ``ClientDriver`` run the
     /// exchange from the loop itself, and wait for its result.
-    private func client(_ index: Int, deadline: NIODeadline?, group: any EventLoopGroup) async -> ClientResult {
+    private func client(
+        _ index: Int, on loop: any EventLoop, latency: LatencyRecorder, deadline: NIODeadline?
+    ) async -> ClientResult {
         var result = ClientResult()
         let configuration = self.configuration
         let connectStart = NIODeadline.now()
@@ -62,7 +70,7 @@ public struct LoadGenerator: Sendable {
             options.maxLineLength = max(configuration.size, 64)
             conn = try await TCP.connect(
                 configuration.address, timeout: configuration.connectTimeout, tls: configuration.tls, options: options,
-                group: group)
+                group: loop)
         } catch {
             result.errors.connect += 1
             return result
@@ -70,7 +78,7 @@ public struct LoadGenerator: Sendable {
         result.connectMicroseconds = UInt64((NIODeadline.now() - connectStart).nanoseconds / 1000)
         let driver = ClientDriver(
             connection: conn, line: ByteBuffer(bytes: configuration.line(for: index)), configuration: configuration,
-            deadline: deadline, progress: self.progress, result: result)
+            deadline: deadline, progress: self.progress, latency: latency, result: result)
         return await withCheckedContinuation { continuation in
             conn.eventLoop.execute { driver.start(continuation) }
         }
@@ -90,6 +98,8 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
     let deadline: NIODeadline?
     let progress: LoadGenerator.Progress
     let total: Int
+    /// Shared with the other clients of this loop.
+    let latency: LatencyRecorder
     // Loop-confined and never accessed overlappingly: no dynamic exclusivity checks per echo.
     @exclusivity(unchecked) var result: ClientResult
     @exclusivity(unchecked) var sentAt: [UInt64]
@@ -98,12 +108,13 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
     @exclusivity(unchecked) var continuation: CheckedContinuation<ClientResult, Never>?
 
     init(connection: TCPConnection, line: ByteBuffer, configuration: LoadConfiguration, deadline: NIODeadline?,
-         progress: LoadGenerator.Progress, result: ClientResult) {
+         progress: LoadGenerator.Progress, latency: LatencyRecorder, result: ClientResult) {
         self.connection = connection
         self.line = line
         self.readTimeout = TimeAmount(configuration.readTimeout)
         self.deadline = deadline
         self.progress = progress
+        self.latency = latency
         self.total = deadline == nil ? configuration.messages : Int.max
         self.result = result
         self.sentAt = [UInt64](repeating: 0, count: max(1, configuration.pipeline))
@@ -142,7 +153,7 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
                 return false
             }
             let depth = self.sentAt.count
-            self.result.latency.record((now.uptimeNanoseconds &- self.sentAt[self.result.messages % depth]) / 1000)
+            self.latency.histogram.record((now.uptimeNanoseconds &- self.sentAt[self.result.messages % depth]) / 1000)
             self.result.messages += 1
             self.result.bytes += bytes.readableBytes
             if self.result.messages - self.reported >= 64 {

@@ -1,5 +1,6 @@
 import Foundation
 import Silly
+import SillyBench
 import SillyTestSupport
 import Testing
 
@@ -108,6 +109,26 @@ struct BenchTests {
         for label in ["messages     10 verified", "throughput", "msg/s", "MB/s", "latency", "p99.9", "connect", "errors       connect 0"] {
             #expect(process.log.contains(label), "missing \(label) in \(process.log)")
         }
+        await listener.close()
+    }
+
+    @Test("over several event loops, every verified echo is one latency sample (one histogram per loop, merged)")
+    func latencyOverLoops() async throws {
+        let listener = try await TCP.listen("127.0.0.1:0") { conn in
+            while true { try await conn.write(try await conn.read(until: "\n")) }
+        }
+        var configuration = LoadConfiguration()
+        configuration.address = "127.0.0.1:\(listener.port)"
+        configuration.clients = 7
+        configuration.messages = 30
+        configuration.pipeline = 2
+        configuration.threads = 3
+        configuration.readTimeout = .seconds(60)
+        let result = await LoadGenerator(configuration: configuration).run()
+        #expect(result.errors.total == 0)
+        #expect(result.messages == 210)
+        #expect(result.latency.totalCount == 210)
+        #expect(result.connect.totalCount == 7)
         await listener.close()
     }
 }
