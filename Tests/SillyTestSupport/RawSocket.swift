@@ -42,6 +42,21 @@ public final class RawSocket {
         bytes.withUnsafeBytes { Glibc.send(self.descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
     }
 
+    /// Receives exactly `count` bytes, waiting at most `timeout` seconds for each chunk; fewer
+    /// if the peer closed or the wait ran out.
+    public func receive(count: Int, timeout seconds: Int = 10) -> [UInt8] {
+        var limit = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(self.descriptor, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        var bytes = [UInt8](repeating: 0, count: count)
+        var received = 0
+        while received < count {
+            let n = bytes.withUnsafeMutableBytes { recv(self.descriptor, $0.baseAddress! + received, count - received, 0) }
+            guard n > 0 else { break }
+            received += n
+        }
+        return Array(bytes[0..<received])
+    }
+
     /// Sets SO_LINGER 0: closing then sends RST, dropping whatever is unsent.
     public func resetOnClose() {
         var option = linger(l_onoff: 1, l_linger: 0)

@@ -1,5 +1,6 @@
 import NIOCore
 import Silly
+import Synchronization
 import SillyTestSupport
 import Testing
 
@@ -25,6 +26,31 @@ struct ConcurrencyTests {
                 var total = 0
                 for try await matched in group { total += matched }
                 #expect(total == 100 * 100)
+            }
+        }
+    }
+
+    @Test("lines arriving on 64 connections at once: every reader resumed, every reply sent, in order")
+    func burstAcrossConnections() async throws {
+        // 64 readers resumed by one batch of socket events: more than the executor lets wait
+        // before running them, so some run while SwiftNIO is still handling that batch.
+        let accepted = Atomic<Int>(0)
+        try await withServer(accept: { conn in
+            accepted.add(1, ordering: .relaxed)
+            try await echoLines(conn)
+        }) { address in
+            let port = Int(address.split(separator: ":").last!)!
+            let sockets = (0..<64).map { _ in RawSocket() }
+            for socket in sockets { #expect(socket.connect(port: port)) }
+            #expect(await eventually { accepted.load(ordering: .relaxed) == 64 })
+            for round in 0..<5 {
+                let messages = sockets.indices.map { Array("round \(round) conn \($0)\nand a second line \($0)\n".utf8) }
+                for (socket, message) in zip(sockets, messages) {
+                    #expect(socket.sendAvailable(message) == message.count)
+                }
+                for (socket, message) in zip(sockets, messages) {
+                    #expect(socket.receive(count: message.count) == message)
+                }
             }
         }
     }

@@ -5,13 +5,15 @@ import Synchronization
 ///
 /// A connection's task prefers the executor of its channel's loop, so a reader resumed from
 /// `channelRead` and the writes it makes need no thread hop. Jobs enqueued on the loop itself
-/// (every reader resumed by incoming data) go to a run queue that one `execute` drains after
-/// SwiftNIO has handled the current batch of socket events. Writes queue in the channel; the
-/// connections that queued some are flushed once the drained jobs have run (their tasks
-/// suspended, returned or hopped away): one `write` per connection per batch, not per line, and
-/// the writes go out in one burst, which wakes each peer once rather than once per message
-/// (measured: running each reader at its channel's `channelReadComplete` instead cost a fast
-/// peer a wakeup per message, and the server no less CPU).
+/// (every reader resumed by incoming data) go to a run queue, run in groups: as soon as
+/// `batchLimit` (16) are waiting (while SwiftNIO is still handling a batch of socket events), and
+/// by one `execute` once it has handled the batch. Writes queue in the channel; the connections
+/// that queued some are flushed once a group of jobs has run (their tasks suspended, returned or
+/// hopped away): one `write` per connection per group, not per line, and the writes go out in
+/// bursts, which wake each peer once rather than once per message (measured: running each
+/// reader at its channel's `channelReadComplete` instead cost a fast peer a wakeup per
+/// message, and the server no less CPU; running only at the end of the batch cost 10–16% more
+/// CPU at 1,000 connections, whose state no longer stayed in the cache between read and run).
 ///
 /// There is one executor per event loop, found with ``EventLoopExecutor/for(_:)``.
 public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
@@ -34,7 +36,11 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
         let job = UnownedJob(job)
         if self.eventLoop.inEventLoop {
             self.runQueue.append(job)
-            self.scheduleDrain()
+            if self.runQueue.count >= Self.batchLimit && !self.isRunningJobs && !Self.inSwiftTask {
+                self.runQueuedJobs()
+            } else {
+                self.scheduleDrain()
+            }
         } else {
             self.eventLoop.execute {
                 self.runQueue.append(job)
@@ -49,10 +55,24 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
         self.eventLoop.assumeIsolated().execute { self.drain() }
     }
 
-    /// Runs the jobs queued so far (jobs they enqueue wait for the next drain, so I/O is not
-    /// starved), then flushes the connections they wrote to.
+    /// How many resumed tasks wait before they run, while SwiftNIO is still handling socket
+    /// events. Unbounded, a batch of hundreds of connections touched each one's task, channel and
+    /// buffers three times over (read, run, flush) with the whole batch in between, which no
+    /// longer fit in the core's cache.
+    static let batchLimit = 16
+
+    /// Whether this thread is running a Swift job now (jobs are not run from inside another).
+    private static var inSwiftTask: Bool { withUnsafeCurrentTask { $0 != nil } }
+
+    /// Runs what is queued at the end of the loop's turn.
     private func drain() {
         self.drainScheduled = false
+        self.runQueuedJobs()
+    }
+
+    /// Runs the jobs queued so far (jobs they enqueue wait for the next run, so I/O is not
+    /// starved), then flushes the connections they wrote to.
+    private func runQueuedJobs() {
         // Swap the queues (no copy): jobs enqueued while these run go to the spare one.
         var jobs: [UnownedJob] = []
         swap(&jobs, &self.spareRunQueue)

@@ -31,10 +31,11 @@ enum ReadWaiter {
 /// The per-message path, top to bottom:
 /// 1. `channelRead` appends the socket's bytes to the ``ReceiveBuffer`` (no copy when it was empty).
 /// 2. If a reader waits and its request can now be met, it is resumed with a slice of the buffer;
-///    its task runs once SwiftNIO has handled the current batch of socket events. A read the
-///    buffer already satisfies (``read(_:)``) returns without waiting at all.
+///    its task runs with the next group of resumed tasks (``EventLoopExecutor``: once 16 wait,
+///    or SwiftNIO has handled the current batch of socket events). A read the buffer already
+///    satisfies (``read(_:)``) returns without waiting at all.
 /// 3. `write` queues in the channel and asks the loop's ``EventLoopExecutor`` to flush this
-///    connection once the handlers resumed in this batch have run: one `write(2)` per batch.
+///    connection once the group of tasks it runs in has run: one `write(2)` per group.
 ///
 /// Invariants: everything here runs on the channel's event loop. At most one read waits at a time
 /// (`pendingRead`), and it is resumed exactly once: with data, an error or a timeout.
