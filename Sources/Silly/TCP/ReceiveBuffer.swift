@@ -9,7 +9,8 @@ import Darwin
 #endif
 
 /// What a reader asks of the receive buffer.
-enum ReadRequest {
+@usableFromInline
+enum ReadRequest: Sendable {
     /// Up to and including the delimiter, which must end within `maxLength` bytes
     /// (`nil`: the connection's `maxLineLength`).
     case line(Delimiter, maxLength: Int?)

@@ -52,6 +52,7 @@ public final class TCPConnection: @unchecked Sendable {
     ///   - maxLength: the longest line to search for, delimiter included; longer fails with
     ///     ``SillyError/lineTooLong(limit:)``. Default: the connection's `maxLineLength` (64 KiB).
     ///   - timeout: fail with ``SillyError/timedOut`` if the line is not complete by then.
+    @inlinable
     public func read(
         until delimiter: Delimiter,
         maxLength: Int? = nil,
@@ -62,12 +63,14 @@ public final class TCPConnection: @unchecked Sendable {
 
     /// Reads exactly `count` bytes. `read(count: unreadBytes)` reads whatever is buffered, an empty
     /// buffer if nothing is.
+    @inlinable
     public func read(count: Int, timeout: Duration? = nil) async throws(SillyError) -> ByteBuffer {
         precondition(count >= 0, "a read count cannot be negative")
         return try await self.perform(.count(count), timeout: timeout)
     }
 
     /// Reads whatever is buffered, waiting for at least one byte; at most `maxLength` bytes.
+    @inlinable
     public func readAvailable(maxLength: Int = .max, timeout: Duration? = nil) async throws(SillyError) -> ByteBuffer {
         precondition(maxLength > 0, "maxLength must be positive")
         return try await self.perform(.available(max: maxLength), timeout: timeout)
@@ -83,43 +86,71 @@ public final class TCPConnection: @unchecked Sendable {
         get async { await self.onLoop { $0.unreadBytes } }
     }
 
-    /// The fast path: on the loop, a read the buffer satisfies returns here without suspending.
-    @inline(__always)
-    private func perform(_ request: ReadRequest, timeout: Duration?) async throws(SillyError) -> ByteBuffer {
-        let onLoop = self.eventLoop.inEventLoop
-        if onLoop, let result = self.loopEngine.read(request) {
-            return try result.get()
-        }
-        if Task.isCancelled { throw .cancelled }
-        return try await self.waitForRead(request, timeout: timeout.map(TimeAmount.init), onLoop: onLoop)
-    }
-
-    /// Suspends until the engine decides the read. Cancelling the task is noticed when a read
+    /// Every read of the async API. Inlined into the caller's own async function (as are
+    /// `write` and `waitUntilWritable`): a read or write then allocates no async frame of its own,
+    /// which at a thousand connections is a cache line missed per call.
+    ///
+    /// On the loop, a read the buffer satisfies returns here without suspending. Otherwise the
+    /// task suspends until the engine decides the read. Cancelling the task is noticed when a read
     /// must wait, not while it waits: a waiting read ends with data, its timeout, or `close()` (the
     /// tutorial's way to stop a reader). A per-read cancellation handler would cost every read a
     /// status record and every idle connection a frame.
-    @inline(__always)
-    private func waitForRead(_ request: ReadRequest, timeout: TimeAmount?, onLoop: Bool) async throws(SillyError) -> ByteBuffer {
+    @inlinable @inline(__always)
+    func perform(_ request: ReadRequest, timeout: Duration?) async throws(SillyError) -> ByteBuffer {
+        let onLoop = self.eventLoop.inEventLoop
+        if onLoop, let result = self.readNow(request) {
+            return try result.get()
+        }
+        if Task.isCancelled { throw .cancelled }
         let result = await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<ByteBuffer, SillyError>, Never>) in
-            if onLoop {
-                // `perform` tried the buffer on this turn of the loop, and nothing ran since.
-                self.loopEngine.wait(for: request, timeout: timeout, waiter: .task(continuation))
-            } else {
-                let engine = self.engine
-                self.eventLoop.execute { engine.value.readOrWait(request, timeout: timeout, waiter: .task(continuation)) }
-            }
+            self.wait(for: request, timeout: timeout, onLoop: onLoop, continuation: continuation)
         }
         return try result.get()
+    }
+
+    /// What the engine answers `request` now (on the loop); `nil`: the read must wait.
+    @usableFromInline
+    func readNow(_ request: ReadRequest) -> Result<ByteBuffer, SillyError>? {
+        self.loopEngine.read(request)
+    }
+
+    /// Parks a read the buffer could not satisfy with the engine, hopping to the loop if needed.
+    @usableFromInline
+    func wait(
+        for request: ReadRequest, timeout: Duration?, onLoop: Bool,
+        continuation: UnsafeContinuation<Result<ByteBuffer, SillyError>, Never>
+    ) {
+        let timeout = timeout.map(TimeAmount.init)
+        if onLoop {
+            // `perform` tried the buffer on this turn of the loop, and nothing ran since.
+            self.loopEngine.wait(for: request, timeout: timeout, waiter: .task(continuation))
+        } else {
+            let engine = self.engine
+            self.eventLoop.execute { engine.value.readOrWait(request, timeout: timeout, waiter: .task(continuation)) }
+        }
     }
 
     // MARK: Writing
 
     /// Queues `data` for sending and returns; it is flushed once the current batch of writes ends.
     /// Fails if the connection is closed or the send queue is over its limit.
+    @inlinable
     public func write(_ data: ByteBuffer) async throws(SillyError) {
         if self.eventLoop.inEventLoop {
-            return try self.loopEngine.write(data)
+            return try self.writeNow(data)
         }
+        try await self.writeFromOffLoop(data)
+    }
+
+    /// Queues `data` with the engine (on the loop).
+    @usableFromInline
+    func writeNow(_ data: ByteBuffer) throws(SillyError) {
+        try self.loopEngine.write(data)
+    }
+
+    /// `write` from a task that is not on the connection's loop: hops there, writes, flushes.
+    @usableFromInline
+    func writeFromOffLoop(_ data: ByteBuffer) async throws(SillyError) {
         try await self.onLoop { engine in
             let result = Result { () throws(SillyError) in try engine.write(data) }
             engine.flush()
@@ -150,10 +181,21 @@ public final class TCPConnection: @unchecked Sendable {
 
     /// Waits until the unsent bytes are below the low water mark: the backpressure a handler
     /// that writes faster than the peer reads should apply.
+    @inlinable
     public func waitUntilWritable() async throws(SillyError) {
-        if self.eventLoop.inEventLoop, let result = self.loopEngine.writableNow {
+        if self.eventLoop.inEventLoop, let result = self.writableNow {
             return try result.get()
         }
+        try await self.waitForWritability()
+    }
+
+    /// Whether the send queue is below its watermark now (on the loop); `nil`: must wait.
+    @usableFromInline
+    var writableNow: Result<Void, SillyError>? { self.loopEngine.writableNow }
+
+    /// Suspends until the engine says the send queue drained (or the connection ended).
+    @usableFromInline
+    func waitForWritability() async throws(SillyError) {
         let engine = self.engine
         let loop = self.eventLoop
         let result = await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<Void, SillyError>, Never>) in
