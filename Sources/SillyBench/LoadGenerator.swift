@@ -76,6 +76,8 @@ public struct LoadGenerator: Sendable {
             return result
         }
         result.connectMicroseconds = UInt64((NIODeadline.now() - connectStart).nanoseconds / 1000)
+        // The driver records into `latency` from the connection's loop: it must be the recorder's.
+        precondition(conn.eventLoop === loop, "a client's connection must live on its recorder's loop")
         let driver = ClientDriver(
             connection: conn, line: ByteBuffer(bytes: configuration.line(for: index)), configuration: configuration,
             deadline: deadline, progress: self.progress, latency: latency, result: result)

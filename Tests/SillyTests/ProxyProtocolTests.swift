@@ -101,6 +101,35 @@ struct ProxyProtocolTests {
         }
     }
 
+    @Test("40 headers with payloads arriving at once on one loop: every client accepted as itself, every payload echoed")
+    func burstOfHeaders() async throws {
+        // More accept handlers start in one batch of socket events than the executor lets wait,
+        // so some run inside the decoder's `channelRead`, before it passes the payload on: their
+        // first read waits for it.
+        try await withProxyServer { port, outcomes in
+            let sockets = (0..<40).map { _ in RawSocket() }
+            for socket in sockets { #expect(socket.connect(port: port)) }
+            let messages = sockets.indices.map { index in
+                Array("PROXY TCP4 192.0.2.9 198.51.100.1 \(1000 + index) 9999\r\npayload \(index)\n".utf8)
+            }
+            for (socket, message) in zip(sockets, messages) {
+                #expect(socket.sendAvailable(message) == message.count)
+            }
+            for (index, socket) in sockets.enumerated() {
+                let payload = Array("payload \(index)\n".utf8)
+                #expect(socket.receive(count: payload.count) == payload)
+            }
+            var sources = Set<Int>()
+            for _ in sockets.indices {
+                if case .accepted(let remote, _) = await outcomes.next(), let remote {
+                    #expect(remote.ip == "192.0.2.9")
+                    sources.insert(remote.port)
+                }
+            }
+            #expect(sources == Set(1000..<1040))
+        }
+    }
+
     @Test("v2 TCP4 with TLVs skipped, and TCP6: the payload in the same segment echoes")
     func v2() async throws {
         try await withProxyServer { port, outcomes in

@@ -5,9 +5,10 @@ import Synchronization
 ///
 /// A connection's task prefers the executor of its channel's loop, so a reader resumed from
 /// `channelRead` and the writes it makes need no thread hop. Jobs enqueued on the loop itself
-/// (every reader resumed by incoming data) go to a run queue, run in groups: as soon as
-/// `batchLimit` (16) are waiting (while SwiftNIO is still handling a batch of socket events), and
-/// by one `execute` once it has handled the batch. Writes queue in the channel; the connections
+/// (every reader resumed by incoming data) go to a run queue, run in groups: right inside the
+/// `enqueue` that makes `batchLimit` (16) of them wait, while SwiftNIO is still handling a batch
+/// of socket events (unless that `enqueue` comes from a task, a group, or a flush: those wait),
+/// and by one `execute` once it has handled the batch. Writes queue in the channel; the connections
 /// that queued some are flushed once a group of jobs has run (their tasks suspended, returned or
 /// hopped away): one `write` per connection per group, not per line, and the writes go out in
 /// bursts, which wake each peer once rather than once per message (measured: running each
@@ -27,6 +28,7 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
     private var drainScheduled = false
     @exclusivity(unchecked) private var pendingFlushes: [ConnectionEngine] = []
     private var isRunningJobs = false
+    private var isFlushing = false
 
     private init(_ eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -36,7 +38,7 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
         let job = UnownedJob(job)
         if self.eventLoop.inEventLoop {
             self.runQueue.append(job)
-            if self.runQueue.count >= Self.batchLimit && !self.isRunningJobs && !Self.inSwiftTask {
+            if self.runQueue.count >= Self.batchLimit && !self.isRunningJobs && !self.isFlushing && !Self.inSwiftTask {
                 self.runQueuedJobs()
             } else {
                 self.scheduleDrain()
@@ -61,7 +63,7 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
     /// longer fit in the core's cache.
     static let batchLimit = 16
 
-    /// Whether this thread is running a Swift job now (jobs are not run from inside another).
+    /// Whether a task is current on this thread (jobs are not run from inside another job).
     private static var inSwiftTask: Bool { withUnsafeCurrentTask { $0 != nil } }
 
     /// Runs what is queued at the end of the loop's turn.
@@ -82,32 +84,42 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
         for job in jobs {
             job.runSynchronously(on: executor)
         }
-        self.isRunningJobs = false
         jobs.removeAll(keepingCapacity: true)
         self.spareRunQueue = jobs
+        // Still running jobs while flushing: a task a flush resumes (its send queue drained)
+        // waits for the next group instead of running inside this group's flushes.
         self.flushPending()
+        self.isRunningJobs = false
     }
 
-    /// Queues `engine` to be flushed when the jobs being drained have run (or, written outside a
-    /// drain — from a callback-level front end — at the end of this batch of event-loop work).
+    /// Queues `engine` to be flushed when the group of jobs running has run (or, written outside
+    /// one — from a callback-level front end — at the end of this batch of event-loop work).
     /// Called on the loop by the first unflushed write of a batch.
     func scheduleFlush(_ engine: ConnectionEngine) {
         self.pendingFlushes.append(engine)
-        if !self.isRunningJobs && self.pendingFlushes.count == 1 {
+        if !self.isRunningJobs && !self.isFlushing && self.pendingFlushes.count == 1 {
             self.eventLoop.assumeIsolated().execute { self.flushPending() }
         }
     }
 
-    /// Flushes every connection written to since the last flush.
+    /// Flushes every connection written to since the last flush, and those written to meanwhile:
+    /// a flush can run code that writes (a callback-level front end told its peer is reading
+    /// again). No group of tasks runs inside it.
     func flushPending() {
-        // Indexed, not iterated: a flush may run code that queues another engine.
-        var index = 0
-        while index < self.pendingFlushes.count {
-            let engine = self.pendingFlushes[index]
-            index += 1
-            engine.flush()
+        let wasFlushing = self.isFlushing
+        self.isFlushing = true
+        while !self.pendingFlushes.isEmpty {
+            var engines: [ConnectionEngine] = []
+            swap(&engines, &self.pendingFlushes)
+            for engine in engines {
+                engine.flush()
+            }
+            if self.pendingFlushes.isEmpty {
+                engines.removeAll(keepingCapacity: true)
+                self.pendingFlushes = engines
+            }
         }
-        self.pendingFlushes.removeAll(keepingCapacity: true)
+        self.isFlushing = wasFlushing
     }
 
     private static let registry = Mutex<[ObjectIdentifier: EventLoopExecutor]>([:])

@@ -206,7 +206,8 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
 
     // MARK: Writes
 
-    /// Queues `data`; it is flushed when the current job ends. Never waits.
+    /// Queues `data`; it is flushed when the current group of tasks (or batch of callback-level
+    /// work) ends. Never waits.
     func write(_ data: ByteBuffer) throws(SillyError) {
         guard let context = self.context else { throw .activeClosed }
         if let error = self.writeError { throw error }
@@ -362,9 +363,9 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     func channelInactive(context: ChannelHandlerContext) {
         self.inputEnded = true
         self.channelClosed = true
-        self.serveWaitingRead()
         self.readTimer?.callback.cancel()
         self.readTimer = nil
+        self.serveWaitingRead()
         self.resumeWritabilityWaiters(with: .failure(self.writeError ?? .endOfStream))
         context.fireChannelInactive()
     }

@@ -36,7 +36,8 @@ extension TCPConnection {
         return self.tryRead(.count(count), timeout: timeout, handler: handler)
     }
 
-    /// Queues `data`; it is flushed at the end of the current batch of event-loop work.
+    /// Queues `data`; it is flushed at the end of the current batch of event-loop work (or with
+    /// a group of resumed tasks on this loop, if one runs first).
     public func writeOnLoop(_ data: ByteBuffer) throws(SillyError) {
         try self.engine.value.write(data)
     }
