@@ -18,7 +18,7 @@ let sillyEchoPath = builtExecutable("silly-echo")
 
 /// A `silly-echo` process started by a test, its output gathered as it comes.
 final class ServerProcess: Sendable {
-    let process: Process
+    let process: ChildProcess
     private let output = TextBuffer()
     private let errors = TextBuffer()
 
@@ -28,18 +28,11 @@ final class ServerProcess: Sendable {
 
     init(_ arguments: [String], addPort: Bool = true, executable: String = sillyEchoPath, removing scratch: URL? = nil) throws {
         self.scratch = scratch
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = (addPort && !arguments.contains("--addr") ? ["--addr", "127.0.0.1:0"] : []) + arguments
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        process.standardInput = FileHandle.nullDevice
+        let arguments = (addPort && !arguments.contains("--addr") ? ["--addr", "127.0.0.1:0"] : []) + arguments
+        let process = try ChildProcess(executable, arguments, output: .pipe, error: .pipe)
         self.process = process
-        try process.run()
-        Self.gather(stdout.fileHandleForReading, into: self.output)
-        Self.gather(stderr.fileHandleForReading, into: self.errors)
+        Self.gather(process.standardOutput!, into: self.output)
+        Self.gather(process.standardError!, into: self.errors)
     }
 
     /// Reads `handle` to its end on a thread of its own, which keeps the handle alive until then.
@@ -132,18 +125,10 @@ enum OutsideClient {
     /// Runs `name` with `arguments`, `input` on its standard input; returns its standard output.
     static func run(_ name: String, _ arguments: [String], input: String = "") throws -> (output: String, status: Int32) {
         let path = try #require(Self.path(name), "\(name) is not installed (apt-get install it, or run Scripts/test)")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let stdin = Pipe()
-        let stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        stdin.fileHandleForWriting.write(Data(input.utf8))
-        try stdin.fileHandleForWriting.close()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
+        let process = try ChildProcess(path, arguments, input: .pipe, output: .pipe)
+        process.standardInput!.write(Data(input.utf8))
+        try process.standardInput!.close()
+        let output = process.standardOutput!.readDataToEndOfFile()
         process.waitUntilExit()
         return (String(decoding: output, as: UTF8.self), process.terminationStatus)
     }

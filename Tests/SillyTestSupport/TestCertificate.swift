@@ -22,16 +22,11 @@ public final class TestCertificate: Sendable {
         self.certificateFile = self.folder.appendingPathComponent("cert.pem").path
         self.privateKeyFile = self.folder.appendingPathComponent("key.pem").path
         guard let openssl = Self.openssl else { throw CertificateError("openssl is not installed") }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: openssl)
-        process.arguments = [
+        let process = try ChildProcess(openssl, [
             "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
             "-keyout", self.privateKeyFile, "-out", self.certificateFile, "-days", "2",
             "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        ])
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { throw CertificateError("openssl req failed") }
     }
