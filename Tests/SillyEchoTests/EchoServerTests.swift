@@ -155,17 +155,7 @@ struct EchoServerTests {
         let conn = try await TCP.connect(try await server.address())
         try await conn.write("a\nb\nc")
         await conn.shutdownOutput()
-        var received = ByteBuffer()
-        while true {
-            do throws(SillyError) {
-                var chunk = try await conn.readAvailable(timeout: patience)
-                received.writeBuffer(&chunk)
-            } catch {
-                #expect(error == .endOfStream)
-                break
-            }
-        }
-        #expect(String(buffer: received) == "a\nb\nc")
+        #expect(String(buffer: try await conn.readToEnd()) == "a\nb\nc")
         await conn.close()
         #expect(await server.stop() == 0)
     }

@@ -8,16 +8,7 @@ import Testing
 func scrape(_ address: String, path: String = "/metrics") async throws -> (status: String, samples: [String: Double], body: String) {
     let conn = try await TCP.connect(address)
     try await conn.write("GET \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\n\r\n")
-    var response = ByteBuffer()
-    while true {
-        do throws(SillyError) {
-            var chunk = try await conn.readAvailable(timeout: patience)
-            response.writeBuffer(&chunk)
-        } catch {
-            if error == .endOfStream { break }
-            throw error
-        }
-    }
+    let response = try await conn.readToEnd()
     await conn.close()
     let text = String(buffer: response)
     let status = text.components(separatedBy: "\r\n").first ?? ""

@@ -18,6 +18,21 @@ extension TCPConnection {
     public func line() async throws -> String {
         String(buffer: try await self.read(until: "\n", timeout: patience))
     }
+
+    /// Reads until the peer closes and returns every byte; an error other than the stream's
+    /// clean end is thrown.
+    public func readToEnd() async throws(SillyError) -> ByteBuffer {
+        var received = ByteBuffer()
+        while true {
+            do throws(SillyError) {
+                var chunk = try await self.readAvailable(timeout: patience)
+                received.writeBuffer(&chunk)
+            } catch {
+                if error == .endOfStream { return received }
+                throw error
+            }
+        }
+    }
 }
 
 /// SplitMix64: a seeded generator, so a failing random case replays from the seed in its name.

@@ -27,8 +27,9 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
     @exclusivity(unchecked) private var spareRunQueue: [UnownedJob] = []
     private var drainScheduled = false
     @exclusivity(unchecked) private var pendingFlushes: [ConnectionEngine] = []
-    private var isRunningJobs = false
-    private var isFlushing = false
+    /// A group of jobs is running, or queued writes are being flushed: no group runs inside
+    /// either, and writes made meanwhile are flushed by the one under way.
+    private var isBusy = false
 
     private init(_ eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -38,7 +39,7 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
         let job = UnownedJob(job)
         if self.eventLoop.inEventLoop {
             self.runQueue.append(job)
-            if self.runQueue.count >= Self.batchLimit && !self.isRunningJobs && !self.isFlushing && !Self.inSwiftTask {
+            if self.runQueue.count >= Self.batchLimit && !self.isBusy && !Self.inSwiftTask {
                 self.runQueuedJobs()
             } else {
                 self.scheduleDrain()
@@ -79,17 +80,17 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
         var jobs: [UnownedJob] = []
         swap(&jobs, &self.spareRunQueue)
         swap(&jobs, &self.runQueue)
-        self.isRunningJobs = true
+        self.isBusy = true
         let executor = self.asUnownedTaskExecutor()
         for job in jobs {
             job.runSynchronously(on: executor)
         }
         jobs.removeAll(keepingCapacity: true)
         self.spareRunQueue = jobs
-        // Still running jobs while flushing: a task a flush resumes (its send queue drained)
-        // waits for the next group instead of running inside this group's flushes.
+        // A task a flush resumes (its send queue drained) waits for the next group instead of
+        // running inside this group's flushes.
         self.flushPending()
-        self.isRunningJobs = false
+        self.isBusy = false
     }
 
     /// Queues `engine` to be flushed when the group of jobs running has run (or, written outside
@@ -97,7 +98,7 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
     /// Called on the loop by the first unflushed write of a batch.
     func scheduleFlush(_ engine: ConnectionEngine) {
         self.pendingFlushes.append(engine)
-        if !self.isRunningJobs && !self.isFlushing && self.pendingFlushes.count == 1 {
+        if !self.isBusy && self.pendingFlushes.count == 1 {
             self.eventLoop.assumeIsolated().execute { self.flushPending() }
         }
     }
@@ -106,8 +107,8 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
     /// a flush can run code that writes (a callback-level front end told its peer is reading
     /// again). No group of tasks runs inside it.
     func flushPending() {
-        let wasFlushing = self.isFlushing
-        self.isFlushing = true
+        let wasBusy = self.isBusy
+        self.isBusy = true
         while !self.pendingFlushes.isEmpty {
             var engines: [ConnectionEngine] = []
             swap(&engines, &self.pendingFlushes)
@@ -119,7 +120,7 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
                 self.pendingFlushes = engines
             }
         }
-        self.isFlushing = wasFlushing
+        self.isBusy = wasBusy
     }
 
     private static let registry = Mutex<[ObjectIdentifier: EventLoopExecutor]>([:])

@@ -137,15 +137,9 @@ public final class TCPConnection: @unchecked Sendable {
     @inlinable
     public func write(_ data: ByteBuffer) async throws(SillyError) {
         if self.eventLoop.inEventLoop {
-            return try self.writeNow(data)
+            return try self.writeOnLoop(data)
         }
         try await self.writeFromOffLoop(data)
-    }
-
-    /// Queues `data` with the engine (on the loop).
-    @usableFromInline
-    func writeNow(_ data: ByteBuffer) throws(SillyError) {
-        try self.loopEngine.write(data)
     }
 
     /// `write` from a task that is not on the connection's loop: hops there, writes, flushes.
