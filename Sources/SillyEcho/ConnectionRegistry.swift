@@ -3,17 +3,17 @@ import Synchronization
 
 /// The open connections, so a shutdown can reach them.
 final class ConnectionRegistry: Sendable {
-    private let connections = Mutex<[ObjectIdentifier: TCPConnection]>([:])
+    private let connections = Mutex<Set<TCPConnection>>([])
 
     func insert(_ connection: TCPConnection) {
-        self.connections.withLock { $0[ObjectIdentifier(connection)] = connection }
+        _ = self.connections.withLock { $0.insert(connection) }
     }
 
     func remove(_ connection: TCPConnection) {
-        _ = self.connections.withLock { $0.removeValue(forKey: ObjectIdentifier(connection)) }
+        _ = self.connections.withLock { $0.remove(connection) }
     }
 
     var isEmpty: Bool { self.connections.withLock { $0.isEmpty } }
 
-    var all: [TCPConnection] { self.connections.withLock { Array($0.values) } }
+    var all: [TCPConnection] { self.connections.withLock { Array($0) } }
 }

@@ -24,6 +24,28 @@ enum ReadWaiter {
     }
 }
 
+/// The limits every connection of a listener (or one connect) shares: one object, not a copy in
+/// each idle connection.
+final class ConnectionLimits: Sendable {
+    let maxLineLength: Int
+    let receiveLimit: Int?
+    let sendQueueLimit: Int
+    let closeLinger: TimeAmount
+
+    init(_ options: ConnectionOptions) {
+        self.maxLineLength = options.maxLineLength
+        self.receiveLimit = options.receiveLimit
+        self.sendQueueLimit = options.sendQueueLimit
+        self.closeLinger = TimeAmount(options.closeLinger)
+    }
+}
+
+/// A PROXY protocol header, kept out of line so that connections without one stay small.
+final class ProxyHeaderBox: Sendable {
+    let header: ProxyHeader
+    init(_ header: ProxyHeader) { self.header = header }
+}
+
 /// The per-connection engine: every byte of a connection passes through here, whichever front end
 /// drives it — the async API of ``TCPConnection``, or its callback-level API (`tryRead`,
 /// `writeOnLoop`) for code that runs on the loop without a task per connection.
@@ -53,9 +75,13 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     }
 
     let executor: EventLoopExecutor
-    let maxLineLength: Int
-    private let sendQueueLimit: Int
-    private let closeLinger: TimeAmount
+    /// The channel, for its addresses and close future: they outlive the pipeline's `context`.
+    let channel: any Channel
+    /// Shared by every connection of a listener.
+    private let limits: ConnectionLimits
+    /// What the load balancer said, on a PROXY protocol listener (boxed: most connections have
+    /// none). Set on the loop before the connection's handler starts, never after.
+    private(set) var proxy: ProxyHeaderBox?
     // Loop-confined state, never accessed overlappingly: the dynamic exclusivity checks Swift
     // would put on every access of these per-message fields are turned off.
     @exclusivity(unchecked) private var context: ChannelHandlerContext?
@@ -93,13 +119,19 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     private var readingStopped = false
     private(set) var receiveLimit: Int
 
-    init(executor: EventLoopExecutor, options: ConnectionOptions) {
+    init(channel: any Channel, executor: EventLoopExecutor, limits: ConnectionLimits) {
+        self.channel = channel
         self.executor = executor
-        self.maxLineLength = options.maxLineLength
-        self.sendQueueLimit = options.sendQueueLimit
-        self.closeLinger = TimeAmount(options.closeLinger)
-        self.receiveLimit = options.receiveLimit ?? .max
+        self.limits = limits
+        self.receiveLimit = limits.receiveLimit ?? .max
     }
+
+    /// Records the PROXY protocol header the connection began with.
+    func setProxyHeader(_ header: ProxyHeader) {
+        self.proxy = ProxyHeaderBox(header)
+    }
+
+    var maxLineLength: Int { self.limits.maxLineLength }
 
     // MARK: State the front ends read
 
@@ -211,8 +243,8 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     func write(_ data: ByteBuffer) throws(SillyError) {
         guard let context = self.context else { throw .activeClosed }
         if let error = self.writeError { throw error }
-        if !self.isWritable, self.unsentBytes + data.readableBytes > self.sendQueueLimit {
-            throw .sendQueueFull(limit: self.sendQueueLimit)
+        if !self.isWritable, self.unsentBytes + data.readableBytes > self.limits.sendQueueLimit {
+            throw .sendQueueFull(limit: self.limits.sendQueueLimit)
         }
         context.write(self.wrapOutboundOut(data), promise: nil)
         if !self.needsFlush {
@@ -310,7 +342,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
         let drained = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(self.wrapOutboundOut(ByteBuffer()), promise: drained)
         let loop = context.eventLoop.assumeIsolated()
-        let deadline = loop.scheduleTask(in: self.closeLinger) {
+        let deadline = loop.scheduleTask(in: self.limits.closeLinger) {
             context.close(promise: nil)
         }
         drained.futureResult.assumeIsolated().whenComplete { _ in

@@ -114,6 +114,7 @@ public enum TCP {
         } catch {
             return Self.acceptor.next().makeFailedFuture(error)
         }
+        let limits = ConnectionLimits(options)
         let bootstrap = ServerBootstrap(group: Self.acceptor, childGroup: group)
             .serverChannelOption(.backlog, value: Int32(clamping: backlog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -131,7 +132,7 @@ public enum TCP {
             .childChannelOption(.recvAllocator, value: Self.receiveAllocator)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let engine = try Self.attachEngine(to: channel, options: options)
+                    let engine = try Self.attachEngine(to: channel, limits: limits)
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(tls.serverHandler(), position: .first)
                     }
@@ -139,12 +140,13 @@ public enum TCP {
                         // `accept` runs before the channel is registered and active: writes it
                         // makes are sent once it is; if it never is (the listener closed
                         // meanwhile), the engine ends its reads (`handlerRemoved`).
-                        let connection = TCPConnection(channel: channel, engine: engine)
+                        let connection = TCPConnection(engine: engine)
                         channel.eventLoop.assumeIsolated().execute { accept(connection) }
                         return
                     }
                     let decoder = ProxyHeaderDecoder(options: proxyProtocol, logger: logger) { header in
-                        accept(TCPConnection(channel: channel, engine: engine, proxyHeader: header))
+                        engine.setProxyHeader(header)
+                        accept(TCPConnection(engine: engine))
                     }
                     // First of all: the header comes before any TLS record.
                     try channel.pipeline.syncOperations.addHandler(decoder, position: .first)
@@ -184,7 +186,7 @@ public enum TCP {
             .channelOption(.recvAllocator, value: Self.receiveAllocator)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try Self.attachEngine(to: channel, options: options)
+                    try Self.attachEngine(to: channel, limits: ConnectionLimits(options))
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(tls.clientHandler(host: host), position: .first)
                     }
@@ -207,7 +209,7 @@ public enum TCP {
         return connected.flatMapThrowing { channel in
             // The channel is active on `eventLoop`: its pipeline can be read synchronously.
             let engine = try channel.pipeline.syncOperations.handler(type: ConnectionEngine.self)
-            return TCPConnection(channel: channel, engine: engine)
+            return TCPConnection(engine: engine)
         }.flatMapErrorThrowing { error in
             throw Self.connectError(error, address: address)
         }
@@ -239,8 +241,8 @@ public enum TCP {
     private static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 64, maximum: 65536)
 
     @discardableResult
-    private static func attachEngine(to channel: any Channel, options: ConnectionOptions) throws -> ConnectionEngine {
-        let engine = ConnectionEngine(executor: EventLoopExecutor.for(channel.eventLoop), options: options)
+    private static func attachEngine(to channel: any Channel, limits: ConnectionLimits) throws -> ConnectionEngine {
+        let engine = ConnectionEngine(channel: channel, executor: EventLoopExecutor.for(channel.eventLoop), limits: limits)
         try channel.pipeline.syncOperations.addHandler(engine)
         return engine
     }

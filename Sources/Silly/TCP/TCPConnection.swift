@@ -3,26 +3,26 @@ import NIOCore
 /// A TCP connection with the tutorial's sequential API: `read` waits until its request is met,
 /// `write` queues and returns.
 ///
+/// A handle, like a file descriptor: copies refer to the same connection, and two handles are
+/// equal when they refer to the same one. (A struct around the connection's engine, so an idle
+/// connection keeps no handle object of its own.)
+///
 /// Calls are cheapest from the connection's own task (the `accept` handler, or a task started with
 /// ``Tasks/fork(on:_:)`` on ``eventLoop``): they run on the channel's event loop, and a read the
 /// receive buffer can already satisfy returns without suspending. From anywhere else they hop to
 /// that loop. One read may wait at a time; writes may come from any task.
-public final class TCPConnection: @unchecked Sendable {
-    // @unchecked: `loopEngine` is only touched on `eventLoop`; every path below checks
+public struct TCPConnection: @unchecked Sendable, Hashable {
+    // @unchecked: the engine is only touched on `eventLoop`; every path below checks
     // `inEventLoop` first or runs in a closure the loop executes. (`NIOLoopBound` would check it
     // again on every access and store the loop a second time in each idle connection.)
-
-    // Every idle connection keeps one of these: it holds no more than it must.
-    let channel: any Channel
     private let loopEngine: ConnectionEngine
-    /// What the load balancer said, on a PROXY protocol listener (boxed: most connections have none).
-    private let proxy: ProxyHeaderBox?
 
-    init(channel: any Channel, engine: ConnectionEngine, proxyHeader: ProxyHeader? = nil) {
-        self.channel = channel
+    init(engine: ConnectionEngine) {
         self.loopEngine = engine
-        self.proxy = proxyHeader.map(ProxyHeaderBox.init)
     }
+
+    /// The channel: its addresses and close future can be read from any thread.
+    var channel: any Channel { self.loopEngine.channel }
 
     /// The event loop that owns the connection's socket.
     /// (Read from the engine's executor, shared by every connection of the loop and immutable.)
@@ -31,13 +31,21 @@ public final class TCPConnection: @unchecked Sendable {
     /// The engine, for code running on `eventLoop` (`.value` asserts it in debug builds).
     var engine: LoopEngine { LoopEngine(engine: self.loopEngine, eventLoop: self.eventLoop) }
 
+    public static func == (lhs: TCPConnection, rhs: TCPConnection) -> Bool {
+        lhs.loopEngine === rhs.loopEngine
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(ObjectIdentifier(self.loopEngine))
+    }
+
     /// The peer's address, as `IP:port`. On a PROXY protocol listener: the original client's, as
     /// the header gave it (the socket's peer, for `LOCAL` and `UNKNOWN` headers).
     public var remoteAddress: Endpoint? {
-        self.proxy?.header.source ?? Endpoint(self.channel.remoteAddress)
+        self.loopEngine.proxy?.header.source ?? Endpoint(self.channel.remoteAddress)
     }
     /// The PROXY protocol header the connection began with, on a listener that asks for one.
-    public var proxyHeader: ProxyHeader? { self.proxy?.header }
+    public var proxyHeader: ProxyHeader? { self.loopEngine.proxy?.header }
     /// This side's address, as `IP:port`.
     public var localAddress: Endpoint? { Endpoint(self.channel.localAddress) }
 
@@ -261,10 +269,4 @@ public final class TCPConnection: @unchecked Sendable {
             self.eventLoop.execute { continuation.resume(returning: body(engine.value)) }
         }
     }
-}
-
-/// A PROXY protocol header, kept out of line so that connections without one stay small.
-private final class ProxyHeaderBox: Sendable {
-    let header: ProxyHeader
-    init(_ header: ProxyHeader) { self.header = header }
 }
