@@ -238,7 +238,7 @@ public enum TCP {
 
     /// Receive buffers start at the minimum (an idle connection keeps one in NIO's pool) and grow
     /// quickly for bulk traffic.
-    private static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 64, maximum: 65536)
+    private static let receiveAllocator = ReceiveSizes(minimum: 64, initial: 64, maximum: 65536)
 
     @discardableResult
     private static func attachEngine(to channel: any Channel, limits: ConnectionLimits) throws -> ConnectionEngine {
