@@ -90,29 +90,27 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     /// One timer per connection serves every read's timeout: a read only records its deadline,
     /// and the timer, when it fires early, re-arms for the waiting read's deadline. So a read
     /// loop with a timeout costs a clock read per line, not a scheduled task.
-    /// Boxed, so that a connection whose reads have no timeout keeps 8 bytes for it, not 57.
-    private var readTimer: ArmedTimer?
+    /// The timer's handle is boxed (a connection whose reads have no timeout keeps 8 bytes for
+    /// it, not 57); when it fires is kept here, so a read checks it without touching the box.
+    private var readTimer: TimerHandle?
+    /// When the read timer fires; `.distantFuture` while it is not armed.
+    private var readTimerDeadline = NIODeadline.distantFuture
 
-    private final class ArmedTimer {
+    private final class TimerHandle {
         let callback: NIOScheduledCallback
-        let deadline: NIODeadline
-
-        init(callback: NIOScheduledCallback, deadline: NIODeadline) {
-            self.callback = callback
-            self.deadline = deadline
-        }
+        init(_ callback: NIOScheduledCallback) { self.callback = callback }
     }
     private var writabilityWaiters: [UnsafeContinuation<Result<Void, SillyError>, Never>] = []
 
+    // (Declared after the 8-byte fields, and the flags after it: so they pack into one word.)
+    /// Why the stream ended, when that was not a clean EOF.
+    private var failure: SillyError?
     /// The peer will send nothing more (EOF, reset, or the channel closed).
     private var inputEnded = false
     /// The channel is closed; nothing more can be written.
     private var channelClosed = false
     /// `close()` was called here.
     private var closedLocally = false
-    /// Why the stream ended, when that was not a clean EOF.
-    private var failure: SillyError?
-
     private var isWritable = true
     private var needsFlush = false
     private var readHeldBack = false
@@ -180,16 +178,23 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     /// Makes sure the read timer fires no later than `deadline`. The engine itself is the
     /// callback's handler: arming it allocates no closure and no promise.
     private func armReadTimer(at deadline: NIODeadline) {
-        if let timer = self.readTimer {
-            if timer.deadline <= deadline { return }  // it fires first, then re-arms
-            timer.callback.cancel()
-        }
-        self.readTimer = (try? self.executor.eventLoop.assumeIsolated().scheduleCallback(at: deadline, handler: self))
-            .map { ArmedTimer(callback: $0, deadline: deadline) }
+        if self.readTimerDeadline <= deadline { return }  // it fires first, then re-arms
+        self.cancelReadTimer()
+        guard let callback = try? self.executor.eventLoop.assumeIsolated().scheduleCallback(at: deadline, handler: self)
+        else { return }
+        self.readTimer = TimerHandle(callback)
+        self.readTimerDeadline = deadline
+    }
+
+    private func cancelReadTimer() {
+        self.readTimer?.callback.cancel()
+        self.readTimer = nil
+        self.readTimerDeadline = .distantFuture
     }
 
     func handleScheduledCallback(eventLoop: some EventLoop) {
         self.readTimer = nil
+        self.readTimerDeadline = .distantFuture
         guard let pending = self.pendingRead, let deadline = pending.deadline else { return }
         if deadline <= .now() {
             self.pendingRead = nil
@@ -395,8 +400,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     func channelInactive(context: ChannelHandlerContext) {
         self.inputEnded = true
         self.channelClosed = true
-        self.readTimer?.callback.cancel()
-        self.readTimer = nil
+        self.cancelReadTimer()
         self.serveWaitingRead()
         self.resumeWritabilityWaiters(with: .failure(self.writeError ?? .endOfStream))
         context.fireChannelInactive()
