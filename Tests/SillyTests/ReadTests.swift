@@ -117,6 +117,39 @@ struct ReadTests {
         }
     }
 
+    @Test(
+        "one timer serves reads with different timeouts: a short one after a long one fires, a long one after a short one waits its whole time",
+        .timeLimit(.minutes(1))  // a short timeout waiting out the long one's timer would take 10
+    )
+    func readTimeoutsOfDifferentLengths() async throws {
+        let results = Mailbox<Result<String, SillyError>>()
+        @Sendable func read(_ conn: TCPConnection, timeout: Duration) async {
+            do throws(SillyError) {
+                results.send(.success(String(buffer: try await conn.read(until: "\n", timeout: timeout))))
+            } catch {
+                results.send(.failure(error))
+            }
+        }
+        try await withServer(accept: { conn in
+            await read(conn, timeout: .seconds(600))  // arms the timer 10 minutes ahead
+            await read(conn, timeout: .milliseconds(50))  // must not wait for those 10 minutes
+            await read(conn, timeout: .seconds(1))  // met before its timer fires...
+            await read(conn, timeout: .seconds(600))  // ...which must not end this one
+        }) { address in
+            let client = try await TCP.connect(address)
+            try await client.write("first\n")
+            #expect(await results.next() == .success("first\n"))
+            #expect(await results.next() == .failure(.timedOut))
+            try await client.write("second\n")
+            #expect(await results.next() == .success("second\n"))
+            // Past the 1-second timer, which then finds a read due 10 minutes later.
+            try await Task.sleep(for: .milliseconds(1300))
+            try await client.write("third\n")
+            #expect(await results.next() == .success("third\n"))
+            await client.close()
+        }
+    }
+
     @Test("a read with a timeout fails with timedOut; the bytes stay and a later read gets them")
     func readTimeout() async throws {
         let results = Mailbox<Result<String, SillyError>>()

@@ -8,7 +8,7 @@ import Testing
 /// over random sequences of read sizes it must choose exactly the sizes NIO's would.
 @Suite("Receive sizes")
 struct ReceiveSizesTests {
-    @Test("the same sizes as SwiftNIO's adaptive allocator", arguments: [(64, 64, 65536), (64, 2048, 65536), (100, 1000, 5000)])
+    @Test("the same sizes as SwiftNIO's adaptive allocator", arguments: [(64, 64, 65536), (64, 2048, 65536), (100, 1000, 5000), (100, 100, 100)])
     func sameAsNIO(bounds: (minimum: Int, initial: Int, maximum: Int)) {
         var generator = SeededGenerator(seed: UInt64(bounds.initial))
         var ours = ReceiveSizes(minimum: bounds.minimum, initial: bounds.initial, maximum: bounds.maximum)
@@ -37,6 +37,14 @@ struct ReceiveSizesTests {
         #expect(sizes.nextBufferSize() == 65536)
         for _ in 0..<40 { _ = sizes.record(actualReadBytes: 1) }
         #expect(sizes.nextBufferSize() == 64)
+    }
+
+    @Test("sizes above 1 GiB are clamped as NIO clamps them")
+    func clampsLikeNIO() {
+        let ours = ReceiveSizes(minimum: 64, initial: 3 << 30, maximum: 1 << 40)
+        let nio = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 3 << 30, maximum: 1 << 40)
+        #expect(ours.nextBufferSize() == nio.nextBufferSize())
+        #expect(ours.nextBufferSize() == 1 << 30)
     }
 
     @Test("small enough to be stored inline in a channel's existential")

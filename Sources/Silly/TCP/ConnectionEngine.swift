@@ -90,8 +90,8 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     /// One timer per connection serves every read's timeout: a read only records its deadline,
     /// and the timer, when it fires early, re-arms for the waiting read's deadline. So a read
     /// loop with a timeout costs a clock read per line, not a scheduled task.
-    /// The timer's handle is boxed (a connection whose reads have no timeout keeps 8 bytes for
-    /// it, not 57); when it fires is kept here, so a read checks it without touching the box.
+    /// The timer's handle is boxed (a connection whose reads have no timeout keeps 16 bytes for
+    /// the timer, not 65); when it fires is kept here, so a read checks it without touching the box.
     private var readTimer: TimerHandle?
     /// When the read timer fires; `.distantFuture` while it is not armed.
     private var readTimerDeadline = NIODeadline.distantFuture
@@ -126,6 +126,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
 
     /// Records the PROXY protocol header the connection began with.
     func setProxyHeader(_ header: ProxyHeader) {
+        assert(self.proxy == nil, "a connection has one PROXY header")
         self.proxy = ProxyHeaderBox(header)
     }
 
@@ -367,6 +368,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
         self.context = nil
         // A channel closed before it was registered (its listener closed meanwhile) never fires
         // `channelInactive`: end what waits here all the same.
+        self.cancelReadTimer()
         if !self.channelClosed {
             self.inputEnded = true
             self.channelClosed = true

@@ -16,12 +16,15 @@ struct ReceiveSizes: RecvByteBufferAllocator {
     private var next: UInt32
     private var shrinkNext = false
 
-    /// - Precondition: `minimum <= initial <= maximum`, all at most 1 GiB.
+    /// Rounds as NIO does: `minimum` and `initial` down to a power of two, `maximum` up, all
+    /// clamped to 1 GiB. Unlike NIO's, `minimum` must be at least 1 (a 0-byte read buffer reads nothing).
+    /// - Precondition: `1 <= minimum <= initial <= maximum`.
     init(minimum: Int, initial: Int, maximum: Int) {
-        precondition(0 < minimum && minimum <= initial && initial <= maximum && maximum <= 1 << 30)
-        self.minimum = Self.powerOfTwo(atMost: minimum)
-        self.next = Self.powerOfTwo(atMost: initial)
-        self.maximum = Self.powerOfTwo(atLeast: maximum)
+        precondition(1 <= minimum && minimum <= initial && initial <= maximum)
+        let limit = 1 << 30
+        self.minimum = Self.powerOfTwo(atMost: min(minimum, limit))
+        self.next = Self.powerOfTwo(atMost: min(initial, limit))
+        self.maximum = Self.powerOfTwo(atLeast: min(maximum, limit))
     }
 
     func buffer(allocator: ByteBufferAllocator) -> ByteBuffer {

@@ -12,9 +12,11 @@ import NIOCore
 /// receive buffer can already satisfy returns without suspending. From anywhere else they hop to
 /// that loop. One read may wait at a time; writes may come from any task.
 public struct TCPConnection: @unchecked Sendable, Hashable {
-    // @unchecked: the engine is only touched on `eventLoop`; every path below checks
+    // @unchecked: the engine's state is only touched on `eventLoop`; every path below checks
     // `inEventLoop` first or runs in a closure the loop executes. (`NIOLoopBound` would check it
-    // again on every access and store the loop a second time in each idle connection.)
+    // again on every access and store the loop a second time in each idle connection.) Read from
+    // any thread: the engine's `channel` and `executor` (constants), and its `proxy`, written
+    // once on the loop before the connection is handed to anyone.
     private let loopEngine: ConnectionEngine
 
     init(engine: ConnectionEngine) {
