@@ -33,10 +33,12 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
     /// The engine, for code running on `eventLoop` (`.value` asserts it in debug builds).
     var engine: LoopEngine { LoopEngine(engine: self.loopEngine, eventLoop: self.eventLoop) }
 
+    /// Whether both handles refer to the same connection.
     public static func == (lhs: TCPConnection, rhs: TCPConnection) -> Bool {
         lhs.loopEngine === rhs.loopEngine
     }
 
+    /// Hashes the connection's identity, as `==` compares it.
     public func hash(into hasher: inout Hasher) {
         hasher.combine(ObjectIdentifier(self.loopEngine))
     }
