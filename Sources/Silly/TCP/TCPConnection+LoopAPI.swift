@@ -39,40 +39,40 @@ extension TCPConnection {
     /// Queues `data`; it is flushed at the end of the current batch of event-loop work (or with
     /// a group of resumed tasks on this loop, if one runs first).
     public func writeOnLoop(_ data: ByteBuffer) throws(SillyError) {
-        try self.engine.value.write(data)
+        try self.engine.write(data)
     }
 
     /// Copies `bytes` into a buffer of the channel's allocator and queues it, as ``writeOnLoop(_:)``.
     public func writeOnLoop(bytes: UnsafeRawBufferPointer) throws(SillyError) {
         var buffer = self.channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
-        try self.engine.value.write(buffer)
+        try self.engine.write(buffer)
     }
 
     /// Closes the connection, as ``TCPConnection/close()`` does.
     public func closeOnLoop() {
-        self.engine.value.close()
+        self.engine.close()
     }
 
     /// Completes when the connection is closed (by either side).
     public var closeFuture: EventLoopFuture<Void> { self.channel.closeFuture }
 
     /// The number of received bytes not yet read.
-    public var unreadBytesOnLoop: Int { self.engine.value.unreadBytes }
+    public var unreadBytesOnLoop: Int { self.engine.unreadBytes }
 
     /// The number of written bytes not yet handed to the kernel.
-    public var unsentBytesOnLoop: Int { self.engine.value.unsentBytes }
+    public var unsentBytesOnLoop: Int { self.engine.unsentBytes }
 
     /// Whether the connection is open and was not closed by this side.
-    public var isAliveOnLoop: Bool { self.engine.value.isAlive }
+    public var isAliveOnLoop: Bool { self.engine.isAlive }
 
     /// Sets the receive limit, as ``TCPConnection/setReceiveLimit(_:)`` does.
     public func setReceiveLimitOnLoop(_ bytes: Int?) {
-        self.engine.value.setReceiveLimit(bytes)
+        self.engine.setReceiveLimit(bytes)
     }
 
     private func tryRead(_ request: ReadRequest, timeout: TimeAmount?, handler: some TCPReadHandler) -> Result<ByteBuffer, SillyError>? {
-        let engine = self.engine.value
+        let engine = self.engine
         if let result = engine.read(request) {
             return result
         }

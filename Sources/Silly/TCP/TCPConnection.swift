@@ -30,8 +30,12 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
     /// (Read from the engine's executor, shared by every connection of the loop and immutable.)
     public var eventLoop: any EventLoop { self.loopEngine.executor.eventLoop }
 
-    /// The engine, for code running on `eventLoop` (`.value` asserts it in debug builds).
-    var engine: LoopEngine { LoopEngine(engine: self.loopEngine, eventLoop: self.eventLoop) }
+    /// The engine, for code running on `eventLoop` (asserted in debug builds; release builds
+    /// do not even compute the loop).
+    var engine: ConnectionEngine {
+        assert(self.eventLoop.inEventLoop, "a connection's engine is touched off its event loop")
+        return self.loopEngine
+    }
 
     /// Whether both handles refer to the same connection.
     public static func == (lhs: TCPConnection, rhs: TCPConnection) -> Bool {
@@ -137,8 +141,7 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
             // `perform` tried the buffer on this turn of the loop, and nothing ran since.
             self.loopEngine.wait(for: request, timeout: timeout, waiter: .task(continuation))
         } else {
-            let engine = self.engine
-            self.eventLoop.execute { engine.value.readOrWait(request, timeout: timeout, waiter: .task(continuation)) }
+            self.eventLoop.execute { self.engine.readOrWait(request, timeout: timeout, waiter: .task(continuation)) }
         }
     }
 
@@ -202,13 +205,12 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
     /// Suspends until the engine says the send queue drained (or the connection ended).
     @usableFromInline
     func waitForWritability() async throws(SillyError) {
-        let engine = self.engine
         let loop = self.eventLoop
         let result = await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<Void, SillyError>, Never>) in
             if loop.inEventLoop {
-                engine.value.waitUntilWritable(continuation)
+                self.engine.waitUntilWritable(continuation)
             } else {
-                loop.execute { engine.value.waitUntilWritable(continuation) }
+                loop.execute { self.engine.waitUntilWritable(continuation) }
             }
         }
         try result.get()
@@ -252,25 +254,13 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
         await self.onLoop { $0.close() }
     }
 
-    /// Hands the engine to closures that run on the loop (`execute`), asserting that in debug builds.
-    struct LoopEngine: @unchecked Sendable {
-        let engine: ConnectionEngine
-        let eventLoop: any EventLoop
-
-        var value: ConnectionEngine {
-            self.eventLoop.assertInEventLoop()
-            return self.engine
-        }
-    }
-
     /// Runs `body` with the engine on the connection's loop, hopping there if needed.
     private func onLoop<T: Sendable>(_ body: @escaping @Sendable (ConnectionEngine) -> T) async -> T {
         if self.eventLoop.inEventLoop {
-            return body(self.engine.value)
+            return body(self.engine)
         }
-        let engine = self.engine
         return await withUnsafeContinuation { continuation in
-            self.eventLoop.execute { continuation.resume(returning: body(engine.value)) }
+            self.eventLoop.execute { continuation.resume(returning: body(self.engine)) }
         }
     }
 }
