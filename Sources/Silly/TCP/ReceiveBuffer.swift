@@ -37,15 +37,28 @@ struct ReceiveBuffer {
     var count: Int { self.bytes?.readableBytes ?? 0 }
 
     /// Appends bytes read from the socket; the first chunk into an empty buffer is kept without a copy.
+    ///
+    /// Bytes already read stay at the front of the storage until discarded (SwiftNIO keeps them
+    /// when it grows or copies a buffer), so a stream whose reads rarely end on a request boundary
+    /// would grow the storage by every byte it ever carried. They are discarded once they are at
+    /// least as many as the unread ones: the move is paid for by the bytes read, and the storage
+    /// stays within about twice the unread bytes plus one socket read.
     mutating func append(_ incoming: ByteBuffer) {
         guard incoming.readableBytes > 0 else { return }
-        if self.bytes == nil {
+        guard var bytes = self.bytes.take() else {
             self.bytes = incoming
-        } else {
-            var incoming = incoming
-            self.bytes!.writeBuffer(&incoming)
+            return
         }
+        if bytes.readerIndex > 0 && bytes.readerIndex >= bytes.readableBytes {
+            bytes.discardReadBytes()
+        }
+        var incoming = incoming
+        bytes.writeBuffer(&incoming)
+        self.bytes = bytes
     }
+
+    /// The size of the storage behind the unread bytes (what the buffer costs in memory).
+    var storageCapacity: Int { self.bytes?.storageCapacity ?? 0 }
 
     /// Forgets how far the last line search got: a new request may have another delimiter.
     mutating func startRequest() {
