@@ -120,6 +120,36 @@ struct TLSTests {
         await listener.close()
     }
 
+    @Test("a handler that writes without ever waiting is stopped by the send queue limit over TLS too")
+    func sendQueueLimit() async throws {
+        var options = ConnectionOptions()
+        options.sendQueueLimit = 1024 * 1024
+        let results = Mailbox<String>()
+        let listener = try await TCP.listen("127.0.0.1:0", tls: self.serverTLS, options: options) { conn in
+            _ = try await conn.read(until: "\n")  // the handshake is done
+            let chunk = ByteBuffer(repeating: UInt8(ascii: "t"), count: 16 * 1024)
+            var written = 0
+            do {
+                // Never suspends: the writes pile up unflushed unless the engine flushes them.
+                while written < 16 * 1024 * 1024 {
+                    try await conn.write(chunk)
+                    written += chunk.readableBytes
+                }
+                results.send("wrote \(written)")
+            } catch {
+                results.send("\(error)")
+            }
+        }
+        let trusted = try TLSOptions.client(trustedCertificateFile: self.certificate.certificateFile)
+        var clientOptions = ConnectionOptions()
+        clientOptions.receiveLimit = 16 * 1024  // reads nothing more: the server's queue backs up
+        let client = try await TCP.connect("localhost:\(listener.port)", tls: trusted, options: clientOptions)
+        try await client.write("go\n")
+        #expect(await results.next() == "\(SillyError.sendQueueFull(limit: 1024 * 1024))")
+        await client.close()
+        await listener.close()
+    }
+
     @Test("a private key that is not the certificate's is refused")
     func mismatchedKey() throws {
         let other = try TestCertificate()

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import Silly
 import SillyTestSupport
@@ -61,6 +64,180 @@ struct WriteTests {
         }
     }
 
+    @Test("one write larger than the send queue limit fails with sendQueueFull, even with the queue empty")
+    func oversizedWrite() async throws {
+        var options = ConnectionOptions()
+        options.sendQueueLimit = 256 * 1024
+        let results = Mailbox<String>()
+        try await withServer(options: options, accept: { conn in
+            do {
+                try await conn.write(ByteBuffer(repeating: UInt8(ascii: "x"), count: 512 * 1024))
+                results.send("accepted")
+            } catch {
+                results.send("\(error)")
+            }
+            try await conn.write("small\n")
+            _ = try? await conn.read(until: "\n")
+        }) { address in
+            let client = try await TCP.connect(address)
+            #expect(await results.next() == "\(SillyError.sendQueueFull(limit: 256 * 1024))")
+            #expect(try await client.line() == "small\n")
+            await client.close()
+        }
+    }
+
+    @Test("waitUntilWritable with a timeout fails with timedOut while the peer reads nothing; the connection stays usable")
+    func writabilityTimeout() async throws {
+        var options = ConnectionOptions()
+        options.writeWatermarks = (16 * 1024)...(64 * 1024)
+        let results = Mailbox<String>()
+        let chunk = ByteBuffer(repeating: UInt8(ascii: "w"), count: 16 * 1024)
+        try await withServer(options: options, accept: { conn in
+            // Write until the queue is over its high water mark (the peer reads nothing yet).
+            var written = 0
+            while true {
+                try await conn.write(chunk)
+                written += chunk.readableBytes
+                do throws(SillyError) {
+                    try await conn.waitUntilWritable(timeout: .milliseconds(300))
+                } catch {
+                    results.send("\(error)")
+                    break
+                }
+            }
+            results.send(await conn.isAlive ? "alive" : "closed")
+            try await conn.waitUntilWritable()  // no timeout: waits for the peer to read
+            try await conn.write("end\n")
+            results.send("\(written)")
+            _ = try? await conn.read(until: "\n")
+        }) { address in
+            var clientOptions = ConnectionOptions()
+            clientOptions.receiveLimit = 16 * 1024
+            let client = try await TCP.connect(address, options: clientOptions)
+            #expect(await results.next() == "\(SillyError.timedOut)")
+            #expect(await results.next() == "alive")
+            let received = try await client.read(until: "end\n", maxLength: 64 * 1024 * 1024, timeout: patience)
+            #expect(await results.next() == "\(received.readableBytes - 4)")
+            await client.close()
+        }
+    }
+
+    @Test("a write after the peer reset the connection fails as a reset, also once the channel is gone")
+    func writeAfterReset() async throws {
+        let results = Mailbox<String>()
+        try await withServer(accept: { conn in
+            _ = try await conn.read(until: "\n")
+            do throws(SillyError) {
+                _ = try await conn.read(until: "\n")
+                results.send("read a line")
+            } catch {
+                results.send("read: \(error)")
+            }
+            // SwiftNIO removes a closed channel's handlers on a later turn of its loop.
+            try? await Task.sleep(for: .milliseconds(100))
+            do throws(SillyError) {
+                try await conn.write("too late\n")
+                results.send("written")
+            } catch {
+                results.send("write: \(error)")
+            }
+        }) { address in
+            let port = Int(address.split(separator: ":").last!)!
+            do {
+                let raw = RawSocket()
+                try #require(raw.connect(port: port))
+                #expect(raw.sendAvailable(Array("hello\n".utf8)) == 6)
+                raw.resetOnClose()
+            }  // closed here: a reset
+            #expect(await results.next() == "read: \(SillyError.connectionReset)")
+            #expect(await results.next() == "write: \(SillyError.connectionReset)")
+        }
+    }
+
+    @Test("a reset found by a write (the kernel refuses it) fails the write as a reset, not as the stream's clean end")
+    func resetFoundByWrite() async throws {
+        let results = Mailbox<String>()
+        let resetSent = Mailbox<Bool>()
+        try await withServer(accept: { conn in
+            _ = try await conn.read(until: "\n")
+            // Hold the loop until the peer's reset has arrived, so that the write below, not
+            // the loop's next look at the socket, is what finds it. (A test may block its loop.)
+            _ = await resetSent.next()
+            usleep(200_000)
+            do throws(SillyError) {
+                try await conn.write("too late\n")
+                try await conn.waitUntilWritable()  // flushes
+                results.send("written")
+            } catch {
+                results.send("\(error)")
+            }
+        }) { address in
+            let port = Int(address.split(separator: ":").last!)!
+            do {
+                let raw = RawSocket()
+                try #require(raw.connect(port: port))
+                #expect(raw.sendAvailable(Array("hello\n".utf8)) == 6)
+                raw.resetOnClose()
+            }
+            resetSent.send(true)
+            #expect(await results.next() == "\(SillyError.connectionReset)")
+        }
+    }
+
+    @Test("after shutdownOutput, a write fails with activeClosed and the connection is no longer alive")
+    func writeAfterShutdownOutput() async throws {
+        let results = Mailbox<String>()
+        try await withServer(accept: { conn in
+            try await conn.write("bye\n")
+            await conn.shutdownOutput()
+            results.send(await conn.isAlive ? "alive" : "not alive")
+            do throws(SillyError) {
+                try await conn.write("lost?\n")
+                results.send("written")
+            } catch {
+                results.send("\(error)")
+            }
+            _ = try? await conn.read(until: "\n")
+        }) { address in
+            let client = try await TCP.connect(address)
+            #expect(await results.next() == "not alive")
+            #expect(await results.next() == "\(SillyError.activeClosed)")
+            #expect(String(buffer: try await client.readToEnd()) == "bye\n")
+            await client.close()
+        }
+    }
+
+    @Test("bytes the peer sends after close() are not kept while written bytes drain")
+    func nothingKeptAfterClose() async throws {
+        var options = ConnectionOptions()
+        options.closeLinger = .seconds(30)
+        let results = Mailbox<String>()
+        let sent = Mailbox<Bool>()
+        try await withServer(options: options, accept: { conn in
+            _ = try await conn.read(count: 1)
+            // 4 MiB the client does not read yet: close() lingers while they drain.
+            try await conn.write(ByteBuffer(repeating: UInt8(ascii: "d"), count: 4 * 1024 * 1024 - 1024))
+            await conn.close()
+            results.send("closed")
+            _ = await sent.next()
+            try? await Task.sleep(for: .milliseconds(200))
+            results.send("\(await conn.unreadBytes)")
+        }) { address in
+            var clientOptions = ConnectionOptions()
+            clientOptions.receiveLimit = 16 * 1024
+            let client = try await TCP.connect(address, options: clientOptions)
+            try await client.write("x")
+            #expect(await results.next() == "closed")
+            try await client.write(ByteBuffer(repeating: UInt8(ascii: "u"), count: 256 * 1024))
+            sent.send(true)
+            #expect(await results.next() == "0")
+            // The server closes once its bytes drained: a reset if some of ours were still
+            // unread in its socket then. Either way the stream ends.
+            _ = try? await client.readToEnd()
+            await client.close()
+        }
+    }
+
     @Test("a receive limit stops reading from the socket while the buffer is full, and reading resumes")
     func receiveLimit() async throws {
         var options = ConnectionOptions()
@@ -79,7 +256,9 @@ struct WriteTests {
             }
             received.send(all)
         }) { address in
-            let client = try await TCP.connect(address)
+            var clientOptions = ConnectionOptions()
+            clientOptions.sendQueueLimit = 2 * total  // the 8 MiB go in one write
+            let client = try await TCP.connect(address, options: clientOptions)
             let pattern = (0..<65536).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8) }
             var payload = ByteBuffer()
             for _ in 0..<(total / pattern.count) { payload.writeBytes(pattern) }

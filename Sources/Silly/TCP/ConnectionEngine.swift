@@ -30,12 +30,20 @@ final class ConnectionLimits: Sendable {
     let maxLineLength: Int
     let receiveLimit: Int?
     let sendQueueLimit: Int
+    /// Unflushed bytes that are flushed at once rather than at the end of the group: writes
+    /// must reach the channel, whose queue the limits watch (a TLS handler holds them until then).
+    let flushThreshold: Int
+    /// The largest write that cannot take a writable connection's queue over `sendQueueLimit`
+    /// (a writable one holds at most the high water mark): larger ones check the queue.
+    let largestUncheckedWrite: Int
     let closeLinger: TimeAmount
 
     init(_ options: ConnectionOptions) {
         self.maxLineLength = options.maxLineLength
         self.receiveLimit = options.receiveLimit
         self.sendQueueLimit = options.sendQueueLimit
+        self.flushThreshold = max(1, options.waterMark.high)
+        self.largestUncheckedWrite = max(0, options.sendQueueLimit - options.waterMark.high - options.waterMark.high)
         self.closeLinger = TimeAmount(options.closeLinger)
     }
 }
@@ -100,7 +108,16 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
         let callback: NIOScheduledCallback
         init(_ callback: NIOScheduledCallback) { self.callback = callback }
     }
-    private var writabilityWaiters: [UnsafeContinuation<Result<Void, SillyError>, Never>] = []
+    private var writabilityWaiters: [WritabilityWait] = []
+
+    /// A task waiting for the send queue to drain, and its timeout's timer, if it has one.
+    private final class WritabilityWait {
+        let continuation: UnsafeContinuation<Result<Void, SillyError>, Never>
+        var timeout: Scheduled<Void>?
+        init(_ continuation: UnsafeContinuation<Result<Void, SillyError>, Never>) { self.continuation = continuation }
+    }
+    /// Bytes written since the last flush.
+    private var unflushedBytes = 0
 
     // (Declared after the 8-byte fields, and the flags after it: so they pack into one word.)
     /// Why the stream ended, when that was not a clean EOF.
@@ -111,6 +128,10 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     private var channelClosed = false
     /// `close()` was called here.
     private var closedLocally = false
+    /// `shutdownOutput()` was called here: nothing more can be written.
+    private var outputShutDown = false
+    /// Queued writes are being handed to the kernel: a close now is the kernel refusing them.
+    private var isFlushing = false
     private var isWritable = true
     private var needsFlush = false
     private var readHeldBack = false
@@ -144,11 +165,11 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     }
 
     /// Whether the connection can still be written to and was not closed here.
-    var isAlive: Bool { !self.closedLocally && !self.channelClosed }
+    var isAlive: Bool { !self.closedLocally && !self.channelClosed && !self.outputShutDown }
 
     /// Why a write cannot be queued, if it cannot.
     private var writeError: SillyError? {
-        if self.closedLocally { return .activeClosed }
+        if self.closedLocally || self.outputShutDown { return .activeClosed }
         if self.channelClosed { return self.failure ?? .endOfStream }
         return nil
     }
@@ -247,15 +268,23 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     /// Queues `data`; it is flushed when the current group of tasks (or batch of callback-level
     /// work) ends. Never waits.
     func write(_ data: ByteBuffer) throws(SillyError) {
-        guard let context = self.context else { throw .activeClosed }
         if let error = self.writeError { throw error }
-        if !self.isWritable, self.unsentBytes + data.readableBytes > self.limits.sendQueueLimit {
+        // (Without a context the channel has closed, and `writeError` said so.)
+        guard let context = self.context else { throw .endOfStream }
+        let size = data.readableBytes
+        if !self.isWritable || size > self.limits.largestUncheckedWrite,
+            self.unsentBytes + self.unflushedBytes + size > self.limits.sendQueueLimit
+        {
             throw .sendQueueFull(limit: self.limits.sendQueueLimit)
         }
         context.write(self.wrapOutboundOut(data), promise: nil)
+        self.unflushedBytes += size
         if !self.needsFlush {
             self.needsFlush = true
             self.executor.scheduleFlush(self)
+        }
+        if self.unflushedBytes >= self.limits.flushThreshold {
+            self.flush()
         }
     }
 
@@ -263,7 +292,10 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     func flush() {
         guard self.needsFlush, let context = self.context else { return }
         self.needsFlush = false
+        self.unflushedBytes = 0
+        self.isFlushing = true
         context.flush()
+        self.isFlushing = false
     }
 
     /// What ``waitUntilWritable(_:)`` would answer without waiting; `nil` if it must wait.
@@ -272,8 +304,9 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
         return self.isWritable ? .success(()) : nil
     }
 
-    /// Resumes `waiter` once unsent bytes are below the low water mark (at once if they are).
-    func waitUntilWritable(_ waiter: UnsafeContinuation<Result<Void, SillyError>, Never>) {
+    /// Resumes `waiter` once unsent bytes are below the low water mark (at once if they are),
+    /// or with ``SillyError/timedOut`` if they are not within `timeout`.
+    func waitUntilWritable(_ waiter: UnsafeContinuation<Result<Void, SillyError>, Never>, timeout: TimeAmount?) {
         // Flushing may drain the queue and fire `channelWritabilityChanged` right here, so the
         // flush comes before the check, or that wakeup would be lost.
         self.flush()
@@ -282,15 +315,24 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
         } else if self.isWritable {
             waiter.resume(returning: .success(()))
         } else {
-            self.writabilityWaiters.append(waiter)
+            let wait = WritabilityWait(waiter)
+            if let timeout {
+                wait.timeout = self.executor.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+                    guard let index = self.writabilityWaiters.firstIndex(where: { $0 === wait }) else { return }
+                    self.writabilityWaiters.remove(at: index)
+                    wait.continuation.resume(returning: .failure(.timedOut))
+                }
+            }
+            self.writabilityWaiters.append(wait)
         }
     }
 
     private func resumeWritabilityWaiters(with result: Result<Void, SillyError>) {
         let waiters = self.writabilityWaiters
         self.writabilityWaiters = []
-        for waiter in waiters {
-            waiter.resume(returning: result)
+        for wait in waiters {
+            wait.timeout?.cancel()
+            wait.continuation.resume(returning: result)
         }
     }
 
@@ -325,9 +367,11 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
 
     /// Sends what was written, then shuts the write side down; reads go on.
     func shutdownOutput() {
-        guard self.writeError == nil, let context = self.context else { return }
-        self.needsFlush = false
-        context.flush()
+        guard self.writeError == nil else { return }
+        self.flush()
+        self.outputShutDown = true
+        // A flush that failed closed the channel (and removed the context).
+        guard let context = self.context, !self.channelClosed else { return }
         context.close(mode: .output, promise: nil)
     }
 
@@ -336,6 +380,8 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     func close() {
         guard !self.closedLocally else { return }
         self.closedLocally = true
+        // Nobody reads any more: what arrives until the socket closes is dropped (`channelRead`).
+        self.received = ReceiveBuffer()
         self.serveWaitingRead()
         self.resumeWritabilityWaiters(with: .failure(.activeClosed))
         guard !self.channelClosed, let context = self.context else { return }
@@ -378,6 +424,9 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // After `close()` the socket is still read while written bytes drain (closing with
+        // unread bytes would send a reset), but nothing is kept.
+        if self.closedLocally { return }
         self.received.append(self.unwrapInboundIn(data))
         if self.pendingRead != nil {
             self.serveWaitingRead()
@@ -400,6 +449,12 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // Closed while handing writes to the kernel: it refused them (EPIPE, ECONNRESET), which
+        // SwiftNIO reports only to the writes' promises. Unless the peer had already ended its
+        // stream cleanly, reads and writes now fail as a reset.
+        if self.isFlushing && self.failure == nil && !self.inputEnded && !self.closedLocally {
+            self.failure = .connectionReset
+        }
         self.inputEnded = true
         self.channelClosed = true
         self.cancelReadTimer()

@@ -10,7 +10,7 @@ public struct ConnectionOptions: Sendable {
     public var receiveLimit: Int? = nil
     /// A write that would take the unsent bytes past this fails with ``SillyError/sendQueueFull(limit:)``.
     public var sendQueueLimit: Int = 4 * 1024 * 1024
-    /// ``TCPConnection/waitUntilWritable()`` waits while more than `high` bytes are unsent, until
+    /// ``TCPConnection/waitUntilWritable(timeout:)`` waits while more than `high` bytes are unsent, until
     /// fewer than `low` are (SwiftNIO's write-buffer water marks).
     public var writeWatermarks: ClosedRange<Int> = (32 * 1024)...(64 * 1024)
     /// How long `close()` lets unsent bytes drain before it closes anyway.

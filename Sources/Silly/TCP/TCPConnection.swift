@@ -189,13 +189,14 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
     }
 
     /// Waits until the unsent bytes are below the low water mark: the backpressure a handler
-    /// that writes faster than the peer reads should apply.
+    /// that writes faster than the peer reads should apply. With a `timeout`, a peer that reads
+    /// nothing for that long makes it fail with ``SillyError/timedOut`` (the connection stays open).
     @inlinable
-    public func waitUntilWritable() async throws(SillyError) {
+    public func waitUntilWritable(timeout: Duration? = nil) async throws(SillyError) {
         if self.eventLoop.inEventLoop, let result = self.writableNow {
             return try result.get()
         }
-        try await self.waitForWritability()
+        try await self.waitForWritability(timeout: timeout)
     }
 
     /// Whether the send queue is below its watermark now (on the loop); `nil`: must wait.
@@ -204,13 +205,14 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
 
     /// Suspends until the engine says the send queue drained (or the connection ended).
     @usableFromInline
-    func waitForWritability() async throws(SillyError) {
+    func waitForWritability(timeout: Duration?) async throws(SillyError) {
         let loop = self.eventLoop
+        let timeAmount = timeout.map { TimeAmount($0) }
         let result = await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<Void, SillyError>, Never>) in
             if loop.inEventLoop {
-                self.engine.waitUntilWritable(continuation)
+                self.engine.waitUntilWritable(continuation, timeout: timeAmount)
             } else {
-                loop.execute { self.engine.waitUntilWritable(continuation) }
+                loop.execute { self.engine.waitUntilWritable(continuation, timeout: timeAmount) }
             }
         }
         try result.get()
