@@ -127,8 +127,10 @@ public final class EchoServer: Service, Sendable {
     // MARK: Shutdown
 
     /// Lets every open connection finish what it has received, then closes what is left.
+    /// Cancelled rather than shut down gracefully, it closes them without waiting.
     private func drainConnections() async {
-        self.shuttingDown.store(true, ordering: .relaxed)
+        // Before the registry is read: a handler that registers later sees the flag (`serve`).
+        self.shuttingDown.store(true, ordering: .sequentiallyConsistent)
         let open = self.registry.all
         if !open.isEmpty {
             self.logger.notice("Shutting down: \(open.count) connections have \(self.configuration.shutdownGrace) to finish")
@@ -138,7 +140,7 @@ public final class EchoServer: Service, Sendable {
         }
         let deadline = ContinuousClock.now + self.configuration.shutdownGrace
         while !self.registry.isEmpty, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
+            guard (try? await Task.sleep(for: .milliseconds(10))) != nil else { break }  // cancelled
         }
         for connection in self.registry.all {
             await connection.close()
@@ -146,7 +148,7 @@ public final class EchoServer: Service, Sendable {
         // Each handler logs its close; give them a moment to do so.
         let logged = ContinuousClock.now + .seconds(1)
         while !self.registry.isEmpty, ContinuousClock.now < logged {
-            try? await Task.sleep(for: .milliseconds(10))
+            guard (try? await Task.sleep(for: .milliseconds(10))) != nil else { break }
         }
     }
 
@@ -166,6 +168,11 @@ public final class EchoServer: Service, Sendable {
         self.registry.insert(connection)
         self.logAccept(connection, open: open)
         var session = EchoSession(connection: connection, server: self)
+        if self.shuttingDown.load(ordering: .sequentiallyConsistent) {
+            // Accepted as the listener closed, perhaps after the drain read the registry: it
+            // gets what the others get, the bytes already received and no more.
+            await connection.stopReading()
+        }
         let reason = await session.run()
         await connection.close()
         self.registry.remove(connection)

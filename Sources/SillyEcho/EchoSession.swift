@@ -103,10 +103,11 @@ struct EchoSession {
 
     /// Queues `data`, then waits while the client is not reading what it is sent: the handler
     /// stops reading, so the receive limit stops reading from its socket, and memory stays bounded.
+    /// A client that reads nothing for the idle timeout is idle too: its connection is closed.
     private func send(_ data: ByteBuffer) async -> CloseReason? {
         do {
             try await self.connection.write(data)
-            try await self.connection.waitUntilWritable()
+            try await self.connection.waitUntilWritable(timeout: self.configuration.idleTimeout)
             return nil
         } catch {
             return self.writeFailed(error)
@@ -127,6 +128,10 @@ struct EchoSession {
     private func writeFailed(_ error: SillyError) -> CloseReason {
         if error == .activeClosed { return .closedByServer }
         self.countError(ErrorKind(error))
+        if error == .timedOut {
+            self.log(.info, "Idle timeout [\(self.peer)]: the client read nothing for \(self.configuration.idleTimeout.map { "\($0)" } ?? "ever")")
+            return .idleTimeout
+        }
         self.log(.info, "Write error [\(self.peer)] -> \(error)")
         return .writeError
     }

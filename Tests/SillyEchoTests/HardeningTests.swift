@@ -122,6 +122,43 @@ struct HardeningTests {
         #expect(await server.stop() == 0)
     }
 
+    @Test("8 MB in segments that each end mid-line: every line comes back and the server's memory stays flat")
+    func streamWithoutLineBoundaries() async throws {
+        let server = try ServerProcess(["--log-level", "notice"])
+        let conn = try await TCP.connect(try await server.address())
+        let line = [UInt8](repeating: UInt8(ascii: "z"), count: 999) + [UInt8(ascii: "\n")]
+        let fourLines = Array([[UInt8]](repeating: line, count: 4).joined())
+        let segments = 2_000  // half a line, then four lines at a time: 8 MB, never ending on a line boundary
+        let total = 500 + segments * fourLines.count
+        try await conn.write("warm up\n")
+        #expect(try await conn.line() == "warm up\n")
+        let baseline = server.residentKiB
+        async let echoed: (count: Int, intact: Bool) = {
+            var count = 0
+            var intact = true
+            while count < total {
+                let chunk = try await conn.readAvailable(timeout: patience)
+                intact = intact && chunk.readableBytesView.allSatisfy { $0 == UInt8(ascii: "z") || $0 == UInt8(ascii: "\n") }
+                count += chunk.readableBytes
+            }
+            return (count, intact)
+        }()
+        var largestGrowth = 0
+        try await conn.write(line.prefix(500))
+        for index in 0..<segments {
+            try await conn.write(fourLines)
+            try await conn.waitUntilWritable()
+            if index % 100 == 0 { largestGrowth = max(largestGrowth, server.residentKiB - baseline) }
+        }
+        let result = try await echoed
+        #expect(result.count == total)
+        #expect(result.intact)
+        // Before the fix, the server's receive buffer kept every byte of the stream.
+        #expect(largestGrowth < 4 * 1024, "the server grew by \(largestGrowth) KiB")
+        await conn.close()
+        #expect(await server.stop() == 0)
+    }
+
     @Test("a client that closes while the server is writing to it: no error spreads, nothing leaks")
     func closeWhileWriting() async throws {
         let server = try ServerProcess(["--mode", "raw"])
@@ -165,6 +202,33 @@ struct HardeningTests {
             #expect(try await conn.line() == "waited \(index)\n")
         }
         for conn in held.suffix(40) { await conn.close() }
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("a client that sends but never reads what comes back is closed by the idle timeout, not held forever")
+    func neverReads() async throws {
+        let server = try ServerProcess(["--idle-timeout", "1s"])
+        let address = try await server.address()
+        let port = Int(address.split(separator: ":").last!)!
+        let raw = RawSocket()
+        try #require(raw.connect(port: port))
+        let line = [UInt8](repeating: UInt8(ascii: "n"), count: 1023) + [UInt8(ascii: "\n")]
+        // Send, never reading, for as long as the socket takes more: once the kernel's buffers
+        // are full, the server's replies back up, its handler waits for them to drain, and it
+        // reads nothing meanwhile (so the sends stop being taken too).
+        var sent = 0
+        let start = ContinuousClock.now
+        while !server.log.contains("(idle timeout)") && ContinuousClock.now - start < patience {
+            let taken = raw.sendAvailable(line)
+            if taken > 0 {
+                sent += taken
+            } else {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        #expect(sent > 0)
+        #expect(await server.waitForLog("the client read nothing for 1.0 seconds"), "after \(sent) bytes; log: \(server.log)")
+        #expect(await server.waitForLog("(idle timeout)"))
         #expect(await server.stop() == 0)
     }
 

@@ -133,7 +133,7 @@ struct ReadTests {
         try await withServer(accept: { conn in
             await read(conn, timeout: .seconds(600))  // arms the timer 10 minutes ahead
             await read(conn, timeout: .milliseconds(50))  // must not wait for those 10 minutes
-            await read(conn, timeout: .seconds(1))  // met before its timer fires...
+            await read(conn, timeout: .seconds(3))  // met before its timer fires (3 s: time enough on a loaded machine)...
             await read(conn, timeout: .seconds(600))  // ...which must not end this one
         }) { address in
             let client = try await TCP.connect(address)
@@ -142,8 +142,8 @@ struct ReadTests {
             #expect(await results.next() == .failure(.timedOut))
             try await client.write("second\n")
             #expect(await results.next() == .success("second\n"))
-            // Past the 1-second timer, which then finds a read due 10 minutes later.
-            try await Task.sleep(for: .milliseconds(1300))
+            // Past the 3-second timer, which then finds a read due 10 minutes later.
+            try await Task.sleep(for: .milliseconds(3300))
             try await client.write("third\n")
             #expect(await results.next() == .success("third\n"))
             await client.close()
