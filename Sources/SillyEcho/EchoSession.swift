@@ -103,7 +103,8 @@ struct EchoSession {
 
     /// Queues `data`, then waits while the client is not reading what it is sent: the handler
     /// stops reading, so the receive limit stops reading from its socket, and memory stays bounded.
-    /// A client that reads nothing for the idle timeout is idle too: its connection is closed.
+    /// A client whose echoes do not drain within the idle timeout (it reads nothing, or too
+    /// little) is idle too: its connection is closed.
     private func send(_ data: ByteBuffer) async -> CloseReason? {
         do {
             try await self.connection.write(data)
@@ -129,7 +130,7 @@ struct EchoSession {
         if error == .activeClosed { return .closedByServer }
         self.countError(ErrorKind(error))
         if error == .timedOut {
-            self.log(.info, "Idle timeout [\(self.peer)]: the client read nothing for \(self.configuration.idleTimeout.map { "\($0)" } ?? "ever")")
+            self.log(.info, "Idle timeout [\(self.peer)]: the client read too little of its echoes for \(self.configuration.idleTimeout.map { "\($0)" } ?? "ever")")
             return .idleTimeout
         }
         self.log(.info, "Write error [\(self.peer)] -> \(error)")

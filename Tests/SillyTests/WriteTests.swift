@@ -122,11 +122,13 @@ struct WriteTests {
         }
     }
 
-    @Test("a write after the peer reset the connection fails as a reset, also once the channel is gone")
+    @Test("a write after the peer reset the connection fails as a reset, also once the channel is gone; the peer's address stays")
     func writeAfterReset() async throws {
         let results = Mailbox<String>()
+        let accepted = Mailbox<Bool>()
         try await withServer(accept: { conn in
             _ = try await conn.read(until: "\n")
+            accepted.send(true)
             do throws(SillyError) {
                 _ = try await conn.read(until: "\n")
                 results.send("read a line")
@@ -141,46 +143,72 @@ struct WriteTests {
             } catch {
                 results.send("write: \(error)")
             }
+            // SwiftNIO has forgotten the closed socket's addresses; the connection has not.
+            results.send("peer: \(conn.remoteAddress?.ip ?? "none")")
         }) { address in
             let port = Int(address.split(separator: ":").last!)!
             do {
                 let raw = RawSocket()
                 try #require(raw.connect(port: port))
                 #expect(raw.sendAvailable(Array("hello\n".utf8)) == 6)
+                // Reset once accepted: a connection reset before its accept has no peer address.
+                _ = await accepted.next()
                 raw.resetOnClose()
             }  // closed here: a reset
             #expect(await results.next() == "read: \(SillyError.connectionReset)")
             #expect(await results.next() == "write: \(SillyError.connectionReset)")
+            #expect(await results.next() == "peer: 127.0.0.1")
         }
     }
 
-    @Test("a reset found by a write (the kernel refuses it) fails the write as a reset, not as the stream's clean end")
+    @Test("a reset found by a write (the kernel refuses it) fails the next write as a reset, not as the stream's clean end")
     func resetFoundByWrite() async throws {
         let results = Mailbox<String>()
-        let resetSent = Mailbox<Bool>()
+        // The client's socket, reset from the server's own loop: so the reset is there before
+        // the flush below, and SwiftNIO's next look at the socket comes after it.
+        nonisolated(unsafe) var client: RawSocket? = RawSocket()
         try await withServer(accept: { conn in
             _ = try await conn.read(until: "\n")
-            // Hold the loop until the peer's reset has arrived, so that the write below, not
-            // the loop's next look at the socket, is what finds it. (A test may block its loop.)
-            _ = await resetSent.next()
-            usleep(200_000)
+            client?.resetOnClose()
+            client = nil  // closed: a reset, delivered at once on loopback
+            usleep(100_000)
             do throws(SillyError) {
                 try await conn.write("too late\n")
-                try await conn.waitUntilWritable()  // flushes
+                await Task.yield()  // the group of tasks ends, its writes are flushed: refused
+                try await conn.write("again\n")
                 results.send("written")
             } catch {
                 results.send("\(error)")
             }
         }) { address in
             let port = Int(address.split(separator: ":").last!)!
-            do {
-                let raw = RawSocket()
-                try #require(raw.connect(port: port))
-                #expect(raw.sendAvailable(Array("hello\n".utf8)) == 6)
-                raw.resetOnClose()
+            try #require(client?.connect(port: port) == true)
+            #expect(client?.sendAvailable(Array("hello\n".utf8)) == 6)
+            let result = await results.next()
+            #expect(result == "\(SillyError.connectionReset)")
+        }
+    }
+
+    @Test("unflushed writes on a plain connection count once against the send queue limit")
+    func unflushedCountOnce() async throws {
+        var options = ConnectionOptions()
+        options.sendQueueLimit = 100 * 1024  // under twice the high water mark: every write is checked
+        let results = Mailbox<String>()
+        try await withServer(options: options, accept: { conn in
+            do throws(SillyError) {
+                try await conn.write(ByteBuffer(repeating: UInt8(ascii: "a"), count: 40 * 1024))
+                try await conn.write(ByteBuffer(repeating: UInt8(ascii: "b"), count: 21 * 1024))  // 61 KiB queued
+                try await conn.write("\n")
+                results.send("queued")
+            } catch {
+                results.send("\(error)")
             }
-            resetSent.send(true)
-            #expect(await results.next() == "\(SillyError.connectionReset)")
+            _ = try? await conn.read(until: "\n")
+        }) { address in
+            let client = try await TCP.connect(address)
+            #expect(await results.next() == "queued")
+            #expect(try await client.read(until: "\n", maxLength: 1 << 20, timeout: patience).readableBytes == 61 * 1024 + 1)
+            await client.close()
         }
     }
 
@@ -234,6 +262,33 @@ struct WriteTests {
             // The server closes once its bytes drained: a reset if some of ours were still
             // unread in its socket then. Either way the stream ends.
             _ = try? await client.readToEnd()
+            await client.close()
+        }
+    }
+
+    @Test("close() while the receive limit paused reading: the socket is read again, so the close is clean")
+    func closeWhilePaused() async throws {
+        var options = ConnectionOptions()
+        options.receiveLimit = 1  // any byte left unread pauses reading
+        let reply = 4 * 1024 * 1024 - 1024
+        let results = Mailbox<String>()
+        try await withServer(options: options, accept: { conn in
+            _ = try await conn.read(count: 1)
+            // The client's 256 KiB wait unread: the receive limit stops reading from the socket.
+            try await conn.write(ByteBuffer(repeating: UInt8(ascii: "r"), count: reply))
+            await conn.close()  // lingers while the reply drains
+            results.send("closed")
+        }) { address in
+            var clientOptions = ConnectionOptions()
+            clientOptions.receiveLimit = 16 * 1024
+            let client = try await TCP.connect(address, options: clientOptions)
+            try await client.write("x")
+            try await client.write(ByteBuffer(repeating: UInt8(ascii: "u"), count: 256 * 1024))
+            #expect(await results.next() == "closed")
+            // Closed with those bytes still unread in its socket, the server would send a reset
+            // instead of the end of the stream.
+            let received = try await client.readToEnd()
+            #expect(received.readableBytes == reply)
             await client.close()
         }
     }

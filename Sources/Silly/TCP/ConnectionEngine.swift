@@ -34,16 +34,24 @@ final class ConnectionLimits: Sendable {
     /// must reach the channel, whose queue the limits watch (a TLS handler holds them until then).
     let flushThreshold: Int
     /// The largest write that cannot take a writable connection's queue over `sendQueueLimit`
-    /// (a writable one holds at most the high water mark): larger ones check the queue.
+    /// (a writable one holds at most the high water mark, plus under the flush threshold held
+    /// by a TLS handler): larger ones check the queue.
     let largestUncheckedWrite: Int
+    /// A TLS handler holds unflushed writes outside the channel's count of unsent bytes (a plain
+    /// channel counts a write as soon as it is queued).
+    let unflushedOutsideChannel: Bool
     let closeLinger: TimeAmount
 
-    init(_ options: ConnectionOptions) {
+    init(_ options: ConnectionOptions, tls: Bool) {
         self.maxLineLength = options.maxLineLength
         self.receiveLimit = options.receiveLimit
         self.sendQueueLimit = options.sendQueueLimit
-        self.flushThreshold = max(1, options.waterMark.high)
-        self.largestUncheckedWrite = max(0, options.sendQueueLimit - options.waterMark.high - options.waterMark.high)
+        let high = options.waterMark.high
+        self.flushThreshold = max(1, high)
+        let headroom = options.sendQueueLimit.subtractingReportingOverflow(high).partialValue
+        let unchecked = headroom.subtractingReportingOverflow(high)
+        self.largestUncheckedWrite = unchecked.overflow || headroom < 0 ? 0 : max(0, unchecked.partialValue)
+        self.unflushedOutsideChannel = tls
         self.closeLinger = TimeAmount(options.closeLinger)
     }
 }
@@ -90,6 +98,10 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     /// What the load balancer said, on a PROXY protocol listener (boxed: most connections have
     /// none). Set on the loop before the connection's handler starts, never after.
     private(set) var proxy: ProxyHeaderBox?
+    /// The peer's address, kept for the connection's lifetime: SwiftNIO forgets it once the
+    /// channel closes, which can be before a handler has looked. Set on the loop before the
+    /// connection is handed out (at accept, or when a connect completes), never after.
+    private(set) var remoteSocketAddress: SocketAddress?
     // Loop-confined state, never accessed overlappingly: the dynamic exclusivity checks Swift
     // would put on every access of these per-message fields are turned off.
     @exclusivity(unchecked) private var context: ChannelHandlerContext?
@@ -143,6 +155,12 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
         self.executor = executor
         self.limits = limits
         self.receiveLimit = limits.receiveLimit ?? .max
+        self.remoteSocketAddress = channel.remoteAddress  // an accepted channel has it already
+    }
+
+    /// Records the peer's address of a connect that completed.
+    func connected() {
+        self.remoteSocketAddress = self.channel.remoteAddress
     }
 
     /// Records the PROXY protocol header the connection began with.
@@ -164,7 +182,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
         return (try? channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
     }
 
-    /// Whether the connection can still be written to and was not closed here.
+    /// Whether the connection can still be written to: open, not closed here, its output not shut down.
     var isAlive: Bool { !self.closedLocally && !self.channelClosed && !self.outputShutDown }
 
     /// Why a write cannot be queued, if it cannot.
@@ -273,7 +291,8 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
         guard let context = self.context else { throw .endOfStream }
         let size = data.readableBytes
         if !self.isWritable || size > self.limits.largestUncheckedWrite,
-            self.unsentBytes + self.unflushedBytes + size > self.limits.sendQueueLimit
+            self.unsentBytes + (self.limits.unflushedOutsideChannel ? self.unflushedBytes : 0) + size
+                > self.limits.sendQueueLimit
         {
             throw .sendQueueFull(limit: self.limits.sendQueueLimit)
         }
@@ -293,9 +312,10 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
         guard self.needsFlush, let context = self.context else { return }
         self.needsFlush = false
         self.unflushedBytes = 0
+        let wasFlushing = self.isFlushing  // a flush can write, and flush, again
         self.isFlushing = true
         context.flush()
-        self.isFlushing = false
+        self.isFlushing = wasFlushing
     }
 
     /// What ``waitUntilWritable(_:)`` would answer without waiting; `nil` if it must wait.
@@ -345,8 +365,10 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     }
 
     /// A waiting reader always gets data: its own bound (count, or line length) caps the buffer.
+    /// Closed here, the socket is read (and what comes dropped) until it closes.
     private var mayRead: Bool {
-        !self.readingStopped && (self.received.count < self.receiveLimit || self.pendingRead != nil)
+        self.closedLocally
+            || (!self.readingStopped && (self.received.count < self.receiveLimit || self.pendingRead != nil))
     }
 
     /// Ends the input as if the peer had closed: buffered bytes are still read, then
@@ -380,8 +402,10 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     func close() {
         guard !self.closedLocally else { return }
         self.closedLocally = true
-        // Nobody reads any more: what arrives until the socket closes is dropped (`channelRead`).
+        // Nobody reads any more: what arrives until the socket closes is dropped (`channelRead`),
+        // and the socket is read again if the receive limit or `stopReading()` had paused it.
         self.received = ReceiveBuffer()
+        self.resumeReadingIfHeldBack()
         self.serveWaitingRead()
         self.resumeWritabilityWaiters(with: .failure(.activeClosed))
         guard !self.channelClosed, let context = self.context else { return }

@@ -114,7 +114,7 @@ public enum TCP {
         } catch {
             return Self.acceptor.next().makeFailedFuture(error)
         }
-        let limits = ConnectionLimits(options)
+        let limits = ConnectionLimits(options, tls: tls != nil)
         let bootstrap = ServerBootstrap(group: Self.acceptor, childGroup: group)
             .serverChannelOption(.backlog, value: Int32(clamping: backlog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -186,7 +186,7 @@ public enum TCP {
             .channelOption(.recvAllocator, value: Self.receiveAllocator)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try Self.attachEngine(to: channel, limits: ConnectionLimits(options))
+                    try Self.attachEngine(to: channel, limits: ConnectionLimits(options, tls: tls != nil))
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(tls.clientHandler(host: host), position: .first)
                     }
@@ -209,6 +209,7 @@ public enum TCP {
         return connected.flatMapThrowing { channel in
             // The channel is active on `eventLoop`: its pipeline can be read synchronously.
             let engine = try channel.pipeline.syncOperations.handler(type: ConnectionEngine.self)
+            engine.connected()
             return TCPConnection(engine: engine)
         }.flatMapErrorThrowing { error in
             throw Self.connectError(error, address: address)

@@ -37,7 +37,9 @@ extension TCPConnection {
     }
 
     /// Queues `data`; it is flushed at the end of the current batch of event-loop work (or with
-    /// a group of resumed tasks on this loop, if one runs first).
+    /// a group of resumed tasks on this loop, if one runs first), at once if 64 KiB (the high
+    /// water mark) are waiting unflushed. A flush that finds the connection closed ends it right
+    /// there: a read waiting on it completes (its handler is called) before this returns.
     public func writeOnLoop(_ data: ByteBuffer) throws(SillyError) {
         try self.engine.write(data)
     }
@@ -63,7 +65,8 @@ extension TCPConnection {
     /// The number of written bytes not yet handed to the kernel.
     public var unsentBytesOnLoop: Int { self.engine.unsentBytes }
 
-    /// Whether the connection is open and was not closed by this side.
+    /// Whether the connection can still be written to: open, not closed by this side, its output
+    /// not shut down.
     public var isAliveOnLoop: Bool { self.engine.isAlive }
 
     /// Sets the receive limit, as ``TCPConnection/setReceiveLimit(_:)`` does.

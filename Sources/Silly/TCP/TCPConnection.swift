@@ -47,14 +47,15 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
         hasher.combine(ObjectIdentifier(self.loopEngine))
     }
 
-    /// The peer's address, as `IP:port`. On a PROXY protocol listener: the original client's, as
-    /// the header gave it (the socket's peer, for `LOCAL` and `UNKNOWN` headers).
+    /// The peer's address, as `IP:port`, for the connection's whole life (after it closed too).
+    /// On a PROXY protocol listener: the original client's, as the header gave it (the socket's
+    /// peer, for `LOCAL` and `UNKNOWN` headers).
     public var remoteAddress: Endpoint? {
-        self.loopEngine.proxy?.header.source ?? Endpoint(self.channel.remoteAddress)
+        self.loopEngine.proxy?.header.source ?? Endpoint(self.loopEngine.remoteSocketAddress)
     }
     /// The PROXY protocol header the connection began with, on a listener that asks for one.
     public var proxyHeader: ProxyHeader? { self.loopEngine.proxy?.header }
-    /// This side's address, as `IP:port`.
+    /// This side's address, as `IP:port`; `nil` once the connection has closed.
     public var localAddress: Endpoint? { Endpoint(self.channel.localAddress) }
 
     // MARK: Reading
@@ -147,8 +148,9 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
 
     // MARK: Writing
 
-    /// Queues `data` for sending and returns; it is flushed once the current batch of writes ends.
-    /// Fails if the connection is closed or the send queue is over its limit.
+    /// Queues `data` for sending and returns; it is flushed once the current batch of writes ends
+    /// (at once if 64 KiB, the high water mark, are waiting unflushed). Fails if the connection
+    /// is closed or its output shut down, or if the send queue would pass its limit.
     @inlinable
     public func write(_ data: ByteBuffer) async throws(SillyError) {
         if self.eventLoop.inEventLoop {
@@ -177,7 +179,8 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
         try await self.write(ByteBuffer(bytes: bytes))
     }
 
-    /// Queues several buffers, sent with one flush. Stops at the first that fails.
+    /// Queues several buffers and flushes them (in one `write(2)` unless they pass the flush
+    /// threshold). Stops at the first that fails.
     public func write(contentsOf buffers: [ByteBuffer]) async throws(SillyError) {
         try await self.onLoop { engine in
             let result = Result { () throws(SillyError) in
@@ -189,8 +192,8 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
     }
 
     /// Waits until the unsent bytes are below the low water mark: the backpressure a handler
-    /// that writes faster than the peer reads should apply. With a `timeout`, a peer that reads
-    /// nothing for that long makes it fail with ``SillyError/timedOut`` (the connection stays open).
+    /// that writes faster than the peer reads should apply. With a `timeout`, it fails with
+    /// ``SillyError/timedOut`` if they are not below it by then (the connection stays open).
     @inlinable
     public func waitUntilWritable(timeout: Duration? = nil) async throws(SillyError) {
         if self.eventLoop.inEventLoop, let result = self.writableNow {
@@ -225,7 +228,8 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
 
     // MARK: Lifecycle
 
-    /// Whether the connection is open and was not closed by this side.
+    /// Whether the connection can still be written to: open, not closed by this side, its output
+    /// not shut down.
     public var isAlive: Bool {
         get async { await self.onLoop { $0.isAlive } }
     }

@@ -11,7 +11,8 @@ import Silly
 /// engine (`tryRead`). A line already buffered is pushed as a Lua string and returned, no yield.
 /// Otherwise the task yields; when the engine has the line it calls ``readCompleted(_:)`` from
 /// `channelRead`, and the runtime resumes the task with it right there. `conn:write` queues the
-/// bytes in the channel; the engine flushes once per batch of socket events.
+/// bytes in the channel; the engine flushes once per batch of socket events (at once past
+/// 64 KiB unflushed).
 ///
 /// In Lua a connection is a table `{ remoteaddr = "IP:port", [1] = handle }` whose metatable
 /// holds the methods, so scripts may add fields of their own; the handle is a userdata that
