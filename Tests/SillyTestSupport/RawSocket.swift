@@ -57,6 +57,12 @@ public final class RawSocket {
         return Array(bytes[0..<received])
     }
 
+    /// Sets SO_RCVBUF (before `connect`, so the window the peer sees is that small).
+    public func setReceiveBuffer(_ bytes: Int32) {
+        var value = bytes
+        setsockopt(self.descriptor, SOL_SOCKET, SO_RCVBUF, &value, socklen_t(MemoryLayout<Int32>.size))
+    }
+
     /// Sets SO_LINGER 0: closing then sends RST, dropping whatever is unsent.
     public func resetOnClose() {
         var option = linger(l_onoff: 1, l_linger: 0)

@@ -25,7 +25,7 @@ struct ReceiveBufferPropertyTests {
         case .available(let max):
             return model.isEmpty ? .needMore : .ready(Array(model.prefix(max)))
         case .line(let delimiter, let requested):
-            let limit = requested ?? maxLineLength
+            let limit = requested.map(Int.init) ?? maxLineLength
             let needle = delimiter.bytes
             let window = min(model.count, limit)
             if window >= needle.count {
@@ -51,7 +51,7 @@ struct ReceiveBufferPropertyTests {
                 case 0: pending = .count(Int.random(in: 0...40, using: &random))
                 case 1: pending = .available(max: Int.random(in: 1...40, using: &random))
                 default:
-                    let limit: Int? = Bool.random(using: &random) ? nil : Int.random(in: 1...80, using: &random)
+                    let limit: Int32? = Bool.random(using: &random) ? nil : Int32.random(in: 1...80, using: &random)
                     pending = .line(delimiters.randomElement(using: &random)!, maxLength: limit)
                 }
                 buffer.startRequest()

@@ -270,12 +270,18 @@ struct WriteTests {
     func closeWhilePaused() async throws {
         var options = ConnectionOptions()
         options.receiveLimit = 1  // any byte left unread pauses reading
-        let reply = 4 * 1024 * 1024 - 1024
+        options.closeLinger = .seconds(60)  // a loaded machine may take more than 5 s to drain the reply
+        options.sendQueueLimit = 64 * 1024 * 1024
+        // More than the kernel's buffers take (loopback's grow to several MiB), so that close()
+        // finds bytes unsent and lingers: what this test is about. (With nothing left to send,
+        // close() closes at once, and unread bytes make the kernel reset the connection.)
+        let reply = 16 * 1024 * 1024
         let results = Mailbox<String>()
         try await withServer(options: options, accept: { conn in
             _ = try await conn.read(count: 1)
-            // The client's 256 KiB wait unread: the receive limit stops reading from the socket.
+            // The client's 32 KiB wait unread in the socket: the receive limit stops reading it.
             try await conn.write(ByteBuffer(repeating: UInt8(ascii: "r"), count: reply))
+            results.send(await conn.unsentBytes > 0 ? "lingering" : "all sent")
             await conn.close()  // lingers while the reply drains
             results.send("closed")
         }) { address in
@@ -283,7 +289,10 @@ struct WriteTests {
             clientOptions.receiveLimit = 16 * 1024
             let client = try await TCP.connect(address, options: clientOptions)
             try await client.write("x")
-            try await client.write(ByteBuffer(repeating: UInt8(ascii: "u"), count: 256 * 1024))
+            // Small enough for the server's socket to take at once (a larger amount could still
+            // be on its way when the server's final close comes).
+            try await client.write(ByteBuffer(repeating: UInt8(ascii: "u"), count: 32 * 1024))
+            #expect(await results.next() == "lingering")
             #expect(await results.next() == "closed")
             // Closed with those bytes still unread in its socket, the server would send a reset
             // instead of the end of the stream.

@@ -86,8 +86,8 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     private struct PendingRead {
         var request: ReadRequest
         var waiter: ReadWaiter
-        /// When the read times out, if it has a timeout.
-        var deadline: NIODeadline?
+        /// When the read times out; `.distantFuture` without a timeout (not an optional: 8 bytes, not 16).
+        var deadline: NIODeadline
     }
 
     let executor: EventLoopExecutor
@@ -128,9 +128,6 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
         var timeout: Scheduled<Void>?
         init(_ continuation: UnsafeContinuation<Result<Void, SillyError>, Never>) { self.continuation = continuation }
     }
-    /// Bytes written since the last flush.
-    private var unflushedBytes = 0
-
     // (Declared after the 8-byte fields, and the flags after it: so they pack into one word.)
     /// Why the stream ended, when that was not a clean EOF.
     private var failure: SillyError?
@@ -148,6 +145,8 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     private var needsFlush = false
     private var readHeldBack = false
     private var readingStopped = false
+    /// Bytes written since the last flush (saturating; packed beside the flags).
+    private var unflushedBytes: UInt32 = 0
     private(set) var receiveLimit: Int
 
     init(channel: any Channel, executor: EventLoopExecutor, limits: ConnectionLimits) {
@@ -205,7 +204,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     /// Parks `waiter` until `request` can be met, fails, or times out. Only after ``read(_:)``
     /// returned `nil` on the same turn of the loop.
     func wait(for request: ReadRequest, timeout: TimeAmount?, waiter: ReadWaiter) {
-        var pending = PendingRead(request: request, waiter: waiter, deadline: nil)
+        var pending = PendingRead(request: request, waiter: waiter, deadline: .distantFuture)
         if let timeout {
             let deadline = NIODeadline.now() + timeout
             pending.deadline = deadline
@@ -235,7 +234,8 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     func handleScheduledCallback(eventLoop: some EventLoop) {
         self.readTimer = nil
         self.readTimerDeadline = .distantFuture
-        guard let pending = self.pendingRead, let deadline = pending.deadline else { return }
+        guard let pending = self.pendingRead, pending.deadline != .distantFuture else { return }
+        let deadline = pending.deadline
         if deadline <= .now() {
             self.pendingRead = nil
             pending.waiter.resume(with: .failure(.timedOut))
@@ -291,18 +291,19 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
         guard let context = self.context else { throw .endOfStream }
         let size = data.readableBytes
         if !self.isWritable || size > self.limits.largestUncheckedWrite,
-            self.unsentBytes + (self.limits.unflushedOutsideChannel ? self.unflushedBytes : 0) + size
+            self.unsentBytes + (self.limits.unflushedOutsideChannel ? Int(self.unflushedBytes) : 0) + size
                 > self.limits.sendQueueLimit
         {
             throw .sendQueueFull(limit: self.limits.sendQueueLimit)
         }
         context.write(self.wrapOutboundOut(data), promise: nil)
-        self.unflushedBytes += size
+        let (total, overflow) = self.unflushedBytes.addingReportingOverflow(UInt32(clamping: size))
+        self.unflushedBytes = overflow ? .max : total
         if !self.needsFlush {
             self.needsFlush = true
             self.executor.scheduleFlush(self)
         }
-        if self.unflushedBytes >= self.limits.flushThreshold {
+        if Int(self.unflushedBytes) >= self.limits.flushThreshold {
             self.flush()
         }
     }

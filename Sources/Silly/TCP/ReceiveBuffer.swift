@@ -12,8 +12,8 @@ import Darwin
 @usableFromInline
 enum ReadRequest: Sendable {
     /// Up to and including the delimiter, which must end within `maxLength` bytes
-    /// (`nil`: the connection's `maxLineLength`).
-    case line(Delimiter, maxLength: Int?)
+    /// (`nil`: the connection's `maxLineLength`). 32 bits, so a waiting read stays small.
+    case line(Delimiter, maxLength: Int32?)
     /// Exactly this many bytes (0 is met at once, with an empty buffer).
     case count(Int)
     /// Whatever is buffered, at least one byte and at most `max`.
@@ -82,7 +82,7 @@ struct ReceiveBuffer {
             guard self.count > 0 else { return .needMore }
             return .ready(self.cut(min(max, self.count)))
         case .line(let delimiter, let requestedMaxLength):
-            let maxLength = requestedMaxLength ?? maxLineLength
+            let maxLength = requestedMaxLength.map(Int.init) ?? maxLineLength
             if let end = self.findLineEnd(delimiter, within: maxLength) {
                 self.searched = 0
                 return .ready(self.cut(end))

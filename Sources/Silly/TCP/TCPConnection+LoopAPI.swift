@@ -23,7 +23,7 @@ extension TCPConnection {
         timeout: TimeAmount? = nil,
         notifying handler: some TCPReadHandler
     ) -> Result<ByteBuffer, SillyError>? {
-        self.tryRead(.line(delimiter, maxLength: maxLength), timeout: timeout, handler: handler)
+        self.tryRead(.line(delimiter, maxLength: maxLength.map { Int32(clamping: $0) }), timeout: timeout, handler: handler)
     }
 
     /// Reads exactly `count` bytes: now, or later through `handler`.

@@ -75,7 +75,7 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
         maxLength: Int? = nil,
         timeout: Duration? = nil
     ) async throws(SillyError) -> ByteBuffer {
-        try await self.perform(.line(delimiter, maxLength: maxLength), timeout: timeout)
+        try await self.perform(.line(delimiter, maxLength: maxLength.map { Int32(clamping: $0) }), timeout: timeout)
     }
 
     /// Reads exactly `count` bytes. `read(count: unreadBytes)` reads whatever is buffered, an empty
