@@ -48,9 +48,10 @@ final class ConnectionLimits: Sendable {
         self.sendQueueLimit = options.sendQueueLimit
         let high = options.waterMark.high
         self.flushThreshold = max(1, high)
-        let headroom = options.sendQueueLimit.subtractingReportingOverflow(high).partialValue
-        let unchecked = headroom.subtractingReportingOverflow(high)
-        self.largestUncheckedWrite = unchecked.overflow || headroom < 0 ? 0 : max(0, unchecked.partialValue)
+        // The channel's high water mark, and as much again unflushed (written as two steps: no overflow).
+        let limit = max(0, options.sendQueueLimit)
+        let afterChannel = limit - min(high, limit)
+        self.largestUncheckedWrite = afterChannel - min(high, afterChannel)
         self.unflushedOutsideChannel = tls
         self.closeLinger = TimeAmount(options.closeLinger)
     }
