@@ -279,7 +279,12 @@ struct WriteTests {
         let results = Mailbox<String>()
         try await withServer(options: options, accept: { conn in
             _ = try await conn.read(count: 1)
-            // The client's 32 KiB wait unread in the socket: the receive limit stops reading it.
+            // The client's 32 KiB wait unread in the socket: once a first piece of them is
+            // buffered, the receive limit stops reading it.
+            while await conn.unreadBytes == 0 {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            try await Task.sleep(for: .milliseconds(50))
             try await conn.write(ByteBuffer(repeating: UInt8(ascii: "r"), count: reply))
             results.send(await conn.unsentBytes > 0 ? "lingering" : "all sent")
             await conn.close()  // lingers while the reply drains
