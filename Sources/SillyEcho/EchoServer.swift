@@ -138,17 +138,20 @@ public final class EchoServer: Service, Sendable {
         for connection in open {
             await connection.stopReading()
         }
-        let deadline = ContinuousClock.now + self.configuration.shutdownGrace
-        while !self.registry.isEmpty, ContinuousClock.now < deadline {
-            guard (try? await Task.sleep(for: .milliseconds(10))) != nil else { break }  // cancelled
-        }
+        await self.waitForHandlers(for: self.configuration.shutdownGrace)
         for connection in self.registry.all {
             await connection.close()
         }
         // Each handler logs its close; give them a moment to do so.
-        let logged = ContinuousClock.now + .seconds(1)
-        while !self.registry.isEmpty, ContinuousClock.now < logged {
-            guard (try? await Task.sleep(for: .milliseconds(10))) != nil else { break }
+        await self.waitForHandlers(for: .seconds(1))
+    }
+
+    /// Waits until every handler has ended, for at most `patience`, or until cancelled.
+    private func waitForHandlers(for patience: Duration) async {
+        let deadline = ContinuousClock.now + patience
+        while !self.registry.isEmpty, ContinuousClock.now < deadline {
+            // Cancelled, the sleep throws at once: stop waiting rather than spin.
+            guard (try? await Task.sleep(for: .milliseconds(10))) != nil else { return }
         }
     }
 

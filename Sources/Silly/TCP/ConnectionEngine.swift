@@ -47,7 +47,7 @@ final class ConnectionLimits: Sendable {
         self.receiveLimit = options.receiveLimit
         self.sendQueueLimit = options.sendQueueLimit
         let high = options.waterMark.high
-        self.flushThreshold = max(1, high)
+        self.flushThreshold = high  // at least 1: SwiftNIO's water marks require it
         // The channel's high water mark, and as much again unflushed (written as two steps: no overflow).
         let limit = max(0, options.sendQueueLimit)
         let afterChannel = limit - min(high, limit)

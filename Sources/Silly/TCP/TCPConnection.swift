@@ -149,7 +149,7 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
     // MARK: Writing
 
     /// Queues `data` for sending and returns; it is flushed once the current batch of writes ends
-    /// (at once if 64 KiB, the high water mark, are waiting unflushed). Fails if the connection
+    /// (at once if the high water mark's worth, 64 KiB by default, is waiting unflushed). Fails if the connection
     /// is closed or its output shut down, or if the send queue would pass its limit.
     @inlinable
     public func write(_ data: ByteBuffer) async throws(SillyError) {
