@@ -307,6 +307,46 @@ struct WriteTests {
         }
     }
 
+    @Test("a close while the peer still sends ends the stream with a FIN, not a reset: the last reply arrives")
+    func closeWhilePeerSends() async throws {
+        var options = ConnectionOptions()
+        options.receiveLimit = 1024  // reading pauses: most of the client's bytes wait in the socket
+        try await withServer(options: options, accept: { conn in
+            while await conn.unreadBytes == 0 {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            try await Task.sleep(for: .milliseconds(50))
+            try await conn.write("Goodbye!\n")
+            // The handler returns without reading: the framework closes with bytes unread.
+        }) { address in
+            let client = try await TCP.connect(address)
+            try await client.write(ByteBuffer(repeating: UInt8(ascii: "u"), count: 256 * 1024))
+            // A reset would fail this read (and can destroy the reply before it is read).
+            #expect(String(buffer: try await client.readToEnd()) == "Goodbye!\n")
+            await client.close()
+        }
+    }
+
+    @Test("shutdownOutput() after the peer's end still sends every byte written before it")
+    func shutdownOutputAfterPeerEnd() async throws {
+        var options = ConnectionOptions()
+        options.sendQueueLimit = 64 * 1024 * 1024
+        let reply = 16 * 1024 * 1024  // more than the kernel's buffers take: most of it waits to be sent
+        try await withServer(options: options, accept: { conn in
+            _ = try await conn.read(until: "\n")
+            await #expect(throws: SillyError.endOfStream) { try await conn.read(count: 1) }
+            try await conn.write(ByteBuffer(repeating: UInt8(ascii: "r"), count: reply))
+            await conn.shutdownOutput()
+            #expect(await conn.isAlive == false)
+        }) { address in
+            let client = try await TCP.connect(address)
+            try await client.write("go\n")
+            await client.shutdownOutput()
+            #expect(try await client.readToEnd().readableBytes == reply)
+            await client.close()
+        }
+    }
+
     @Test("a receive limit stops reading from the socket while the buffer is full, and reading resumes")
     func receiveLimit() async throws {
         var options = ConnectionOptions()

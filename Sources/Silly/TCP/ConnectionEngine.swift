@@ -265,7 +265,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
         case .lineTooLong(let limit):
             return .failure(.lineTooLong(limit: limit))
         case .needMore:
-            guard self.inputEnded else { return nil }
+            guard self.inputEnded || self.readingStopped else { return nil }
             if let failure = self.failure { return .failure(failure) }
             // A clean end: the last line needs no delimiter to be read.
             if case .line = request, self.received.count > 0 {
@@ -377,7 +377,6 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     /// ``SillyError/endOfStream``; the socket is not read any more.
     func stopReading() {
         self.readingStopped = true
-        self.inputEnded = true
         self.serveWaitingRead()
     }
 
@@ -396,11 +395,19 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
         self.outputShutDown = true
         // A flush that failed closed the channel (and removed the context).
         guard let context = self.context, !self.channelClosed else { return }
-        context.close(mode: .output, promise: nil)
+        if self.inputEnded {
+            // Both sides are done. (SwiftNIO would make this a full close at once, dropping
+            // bytes not yet sent: close once they are.)
+            self.closeWhenSent(context)
+        } else {
+            context.close(mode: .output, promise: nil)
+        }
     }
 
     /// Closes the connection from this side. A waiting read fails with ``SillyError/activeClosed``.
-    /// Bytes already written are sent first, for at most `options.closeLinger`.
+    /// Bytes already written are sent first; while the peer may still be sending, the write side
+    /// is shut down (a FIN) and what arrives is read and dropped until the peer ends too. All of
+    /// that takes at most `options.closeLinger`.
     func close() {
         guard !self.closedLocally else { return }
         self.closedLocally = true
@@ -412,21 +419,38 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
         self.resumeWritabilityWaiters(with: .failure(.activeClosed))
         guard !self.channelClosed, let context = self.context else { return }
         self.flush()
-        guard self.unsentBytes > 0 else {
+        if self.inputEnded && self.unsentBytes == 0 {
             context.close(promise: nil)
             return
         }
+        let deadline = context.eventLoop.assumeIsolated().scheduleTask(in: self.limits.closeLinger) {
+            context.close(promise: nil)
+        }
+        self.channel.closeFuture.assumeIsolated().whenComplete { _ in deadline.cancel() }
+        if self.inputEnded {
+            self.closeWhenSent(context)
+        } else if !self.outputShutDown {
+            // Closed with the peer's bytes unread, the socket would answer them with a reset,
+            // which can destroy what was sent to the peer before it reads it ("Server is full",
+            // "Goodbye!"). So: a FIN after the last byte, then read until the peer's FIN, which
+            // makes SwiftNIO close the channel (or, if it comes while bytes still drain, the
+            // output's close completing does).
+            self.outputShutDown = true
+            let outputClosed = context.eventLoop.makePromise(of: Void.self)
+            context.close(mode: .output, promise: outputClosed)
+            outputClosed.futureResult.assumeIsolated().whenComplete { _ in
+                if self.inputEnded { context.close(promise: nil) }
+            }
+        }
+        // (Output shut down by `shutdownOutput()` already: the peer's FIN closes the channel.)
+    }
+
+    /// Closes the channel once the bytes written so far have been handed to the kernel.
+    private func closeWhenSent(_ context: ChannelHandlerContext) {
         // Written bytes complete in order: when this empty write completes, all before it went out.
-        let drained = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(self.wrapOutboundOut(ByteBuffer()), promise: drained)
-        let loop = context.eventLoop.assumeIsolated()
-        let deadline = loop.scheduleTask(in: self.limits.closeLinger) {
-            context.close(promise: nil)
-        }
-        drained.futureResult.assumeIsolated().whenComplete { _ in
-            deadline.cancel()
-            context.close(promise: nil)
-        }
+        let sent = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(self.wrapOutboundOut(ByteBuffer()), promise: sent)
+        sent.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
     // MARK: ChannelHandler
