@@ -45,11 +45,14 @@ public struct EchoConfiguration: Sendable {
     public init() {}
 
     /// The connection limits the core applies: lines bounded by `maxLineLength`, and reading
-    /// paused while a client that does not read has more than 64 KiB waiting to be sent to it.
+    /// paused once 64 KiB wait unread while no read waits (a handler waiting for a client to take
+    /// its echoes). A waiting read is served past that limit, up to `maxLineLength`, so the limit
+    /// need not grow with it: one that did would let every client that does not read hold a
+    /// whole `--max-line` of memory.
     var connectionOptions: ConnectionOptions {
         var options = ConnectionOptions()
         options.maxLineLength = self.maxLineLength
-        options.receiveLimit = max(64 * 1024, self.maxLineLength)
+        options.receiveLimit = 64 * 1024
         return options
     }
 }

@@ -217,9 +217,10 @@ struct EchoServerTests {
         #expect(server.log.contains("accepted 2, rejected 2"))
     }
 
-    @Test("a client that sends without reading cannot grow the server's memory; nothing it sent is lost")
-    func nonReadingClient() async throws {
-        let server = try ServerProcess([])
+    @Test("a client that sends without reading cannot grow the server's memory, whatever --max-line is; nothing it sent is lost",
+          arguments: [[], ["--max-line", "\(32 * 1024 * 1024)"]])
+    func nonReadingClient(arguments: [String]) async throws {
+        let server = try ServerProcess(arguments)
         var options = ConnectionOptions()
         options.sendQueueLimit = .max
         let conn = try await TCP.connect(try await server.address(), options: options)
