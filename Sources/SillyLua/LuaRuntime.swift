@@ -277,7 +277,8 @@ public final class LuaRuntime {
             wrapped.push(on: stack)
             return silly_resume(thread, 1, 1, &results)
         case .listening(.failure(let error), let accept):
-            LuaStack(self.state).release(accept)
+            accept.isReleased = true
+            LuaStack(self.state).release(accept.reference)
             stack.push(error.description)
             return silly_resume(thread, 1, SILLY_HOST_ERROR, &results)
         }
@@ -325,13 +326,13 @@ public final class LuaRuntime {
     }
 
     /// A listener accepted `connection`: its handler runs in a task of its own.
-    func accept(_ connection: TCPConnection, handler: Int32) {
-        guard !self.terminating && !self.stopped else {
+    func accept(_ connection: TCPConnection, handler: AcceptFunction) {
+        guard !self.terminating && !self.stopped && !handler.isReleased else {
             connection.closeOnLoop()
             return
         }
         let wrapped = self.adopt(connection)
-        self.spawn(handler, connection: wrapped) { stack in
+        self.spawn(handler.reference, connection: wrapped) { stack in
             LuaConnection.push(wrapped, on: stack)
             return 1
         }
@@ -339,7 +340,8 @@ public final class LuaRuntime {
 
     private func listenerClosed(_ listener: LuaListener) {
         guard self.listeners.removeValue(forKey: ObjectIdentifier(listener)) != nil else { return }
-        LuaStack(self.state).release(listener.accept)
+        listener.accept.isReleased = true
+        LuaStack(self.state).release(listener.accept.reference)
         self.exitIfIdle()
     }
 

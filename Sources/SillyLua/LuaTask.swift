@@ -39,5 +39,5 @@ enum Wakeup {
     /// A connect decided.
     case connected(Result<TCPConnection, SillyError>)
     /// A listen decided; `accept` is the anchored handler.
-    case listening(Result<TCPListener, SillyError>, accept: Int32)
+    case listening(Result<TCPListener, SillyError>, accept: AcceptFunction)
 }

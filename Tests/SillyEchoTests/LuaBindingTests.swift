@@ -317,4 +317,29 @@ struct LuaBindingTests {
         #expect(failing.errorLog.contains(":2: attempt to index a nil value"))
         #expect(failing.errorLog.contains("stack traceback:"))
     }
+
+    @Test("a connection accepted just before listener:close() is closed, never handed to another function")
+    func acceptRacingListenerClose() async throws {
+        let run = try Lua.run(source: Self.server("function(conn) print(\"accept handler ran\") end") + """
+
+            time.sleep(100)
+            print("busy")
+            local t0 = os.clock()
+            while os.clock() - t0 < 1.0 do end  -- the test connects meanwhile: its accept queues
+            task.fork(function() local t1 = os.clock() while os.clock() - t1 < 0.5 do end end)
+            listener:close()
+            -- Released with the listener, the accept function's registry slot is reused here.
+            local timer = time.after(5000, function(x) print("timer called with", x) end)
+            time.sleep(500)
+            print("cancelled", time.cancel(timer))
+            """, ["127.0.0.1:0"])
+        let address = try await run.address()
+        #expect(await run.waitForLog("busy"))
+        let client = try await TCP.connect(address)
+        _ = try? await client.readToEnd()  // handled or closed unhandled: either way it ends
+        await client.close()
+        #expect(await run.exitStatus() == 0)
+        #expect(!run.log.contains("timer called with"), "\(run.log)")
+        #expect(run.log.contains("cancelled\ttrue"), "\(run.log)")
+    }
 }

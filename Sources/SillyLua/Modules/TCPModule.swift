@@ -33,12 +33,13 @@ enum TCPModule {
             return stack.raise("tcp.listen: 'accept' must be a function(conn)")
         }
         guard let task = runtime.canWait(stack.state) else { return stack.raise(LuaRuntime.cannotWait) }
-        let accept = stack.anchor()
-        let loopBound = NIOLoopBound(runtime, eventLoop: runtime.eventLoop)
+        let accept = AcceptFunction(stack.anchor())
+        let loopBound = NIOLoopBound((runtime, accept), eventLoop: runtime.eventLoop)
         let bound = TCP.bind(
             address, backlog: backlog, options: runtime.connectionOptions, group: runtime.eventLoop
         ) { connection in
-            loopBound.value.accept(connection, handler: accept)
+            let (runtime, accept) = loopBound.value
+            runtime.accept(connection, handler: accept)
         }
         task.isWaiting = true
         // The listener lives on the core's acceptor loop: its future completes there.
@@ -95,14 +96,26 @@ extension SillyError {
     }
 }
 
+/// A listener's anchored `accept` function. Connections reach the runtime's loop through a queue
+/// of their own, so one accepted just before the listener closed can arrive after the function
+/// was released (its registry slot perhaps reused for something else): it is closed instead.
+final class AcceptFunction {
+    let reference: Int32
+    /// Released with its listener: accepts still on their way are closed.
+    var isReleased = false
+
+    init(_ reference: Int32) {
+        self.reference = reference
+    }
+}
+
 /// A listener as a script sees it: `{ addr = "IP:port", [1] = handle }` with `listener:close()`.
 /// Dropping it does not close it (the tutorial never keeps its listener); the runtime does.
 final class LuaListener {
     let listener: TCPListener
-    /// The anchored `accept` function.
-    let accept: Int32
+    let accept: AcceptFunction
 
-    init(listener: TCPListener, accept: Int32) {
+    init(listener: TCPListener, accept: AcceptFunction) {
         self.listener = listener
         self.accept = accept
     }
