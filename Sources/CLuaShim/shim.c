@@ -61,3 +61,11 @@ int silly_isyieldable(lua_State *L) { return lua_isyieldable(L); }
 void silly_gc_generational(lua_State *L) { lua_gc(L, LUA_GCGEN, 0, 0); }
 void **silly_extraspace(lua_State *L) { return (void **)lua_getextraspace(L); }
 void silly_traceback(lua_State *L, lua_State *co, const char *message) { luaL_traceback(L, co, message, 0); }
+
+int silly_closethread(lua_State *co) {
+#if LUA_VERSION_RELEASE_NUM >= 50406
+    return lua_closethread(co, NULL);
+#else
+    return lua_resetthread(co);
+#endif
+}

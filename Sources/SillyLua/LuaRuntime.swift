@@ -236,6 +236,9 @@ public final class LuaRuntime {
             self.finish(task)
         default:
             if !self.stopped { self.report(task) }
+            // Unlike a protected call, an erroring coroutine leaves its `<close>` variables
+            // open: close them, as `coroutine.close` would (the task's thread is discarded).
+            _ = silly_closethread(task.thread)
             self.finish(task)
             if task.isMain { self.exit(1) }
         }

@@ -342,4 +342,26 @@ struct LuaBindingTests {
         #expect(!run.log.contains("timer called with"), "\(run.log)")
         #expect(run.log.contains("cancelled\ttrue"), "\(run.log)")
     }
+
+    @Test("a task that fails closes its <close> variables, as coroutine.close would; so does the main chunk")
+    func toBeClosedOnError() async throws {
+        let run = try Lua.run(source: """
+            local task = require "silly.task"
+            local time = require "silly.time"
+            local function closer(name)
+                return setmetatable({}, {__close = function() print("closed: " .. name) end})
+            end
+            task.fork(function()
+                local x <close> = closer("task")
+                error("boom in task")
+            end)
+            local y <close> = closer("main chunk")
+            time.sleep(100)
+            error("boom in main")
+            """)
+        #expect(await run.exitStatus() == 1)
+        #expect(run.log.contains("closed: task"), "\(run.log)")
+        #expect(run.log.contains("closed: main chunk"), "\(run.log)")
+        #expect(run.errorLog.contains("boom in task") && run.errorLog.contains("boom in main"), "\(run.errorLog)")
+    }
 }
