@@ -21,7 +21,8 @@ struct SillyCommand: ParsableCommand {
         discussion: """
             The script runs until nothing is left to do: no listener open, no task alive or \
             sleeping, no timer pending. SIGINT or SIGTERM closes the listeners and connections \
-            and ends it.
+            and ends it (status 0); a script still busy 3 s later, or a second signal, ends at \
+            once with status 128 + the signal's number.
             """,
         version: "silly 0.1.0 (Lua 5.4, SwiftNIO)"
     )
@@ -52,10 +53,21 @@ struct SillyCommand: ParsableCommand {
             StandardError.write("silly: \(error)\n")
             Glibc.exit(1)
         }
+        let signalQueue = DispatchQueue(label: "silly.signals")
+        let received = SignalCount()
         let signals = [SIGINT, SIGTERM].map { number in
             signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number)
-            source.setEventHandler { loop.execute { runtime.value.terminate() } }
+            let source = DispatchSource.makeSignalSource(signal: number, queue: signalQueue)
+            source.setEventHandler {
+                loop.execute { runtime.value.terminate() }
+                // A script busy in Lua (a loop that never waits, a blocking call) keeps the loop
+                // from running that: end the process anyway once the graceful end (2 s) is
+                // overdue, or soon after a second signal, as the shell's 128 + signal.
+                received.value += 1
+                signalQueue.asyncAfter(deadline: .now() + (received.value == 1 ? 3 : 1)) {
+                    Glibc._exit(128 + number)
+                }
+            }
             source.resume()
             return source
         }
@@ -64,4 +76,9 @@ struct SillyCommand: ParsableCommand {
         fflush(nil)  // every stream: what the script printed
         Glibc.exit(code)
     }
+}
+
+/// Signals received so far; touched only on the signal queue.
+private final class SignalCount: @unchecked Sendable {
+    var value = 0
 }

@@ -275,6 +275,22 @@ struct LuaBindingTests {
         #expect(server.log.contains("Read error:\tactive closed\n"))
     }
 
+    @Test("a script busy in Lua (a loop that never waits) still ends on SIGINT or SIGTERM, with status 128 + signal",
+          arguments: [SIGTERM, SIGINT])
+    func terminateBusyScript(signal: Int32) async throws {
+        let run = try Lua.run(source: """
+            local task = require "silly.task"
+            local time = require "silly.time"
+            task.fork(function()
+                time.sleep(50)
+                print("spinning")
+                while true do end
+            end)
+            """)
+        #expect(await run.waitForLog("spinning"))
+        #expect(await run.stop(signal: signal) == 128 + signal)
+    }
+
     @Test("the program: arguments reach the script, silly.exit sets the status, --version and --help answer")
     func program() async throws {
         let arguments = try Lua.run(source: """
