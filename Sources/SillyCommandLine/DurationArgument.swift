@@ -10,7 +10,12 @@ public struct DurationArgument: ExpressibleByArgument, Sendable {
         self.duration = duration
     }
 
-    /// Parses `300s`, `5m`, `500ms`, `1h` or a number of seconds; `nil` for anything else.
+    /// The longest duration taken: 100 years, far past any timeout, and still clear of overflow
+    /// once added to the clock.
+    public static let longest = Duration.seconds(100 * 365 * 24 * 3600)
+
+    /// Parses `300s`, `5m`, `500ms`, `1h` or a number of seconds; `nil` for anything else,
+    /// or for more than ``longest``.
     public init?(argument: String) {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
         var number = Substring(argument)
@@ -21,7 +26,9 @@ public struct DurationArgument: ExpressibleByArgument, Sendable {
             break
         }
         guard let value = Double(number), value >= 0, value.isFinite else { return nil }
-        self.duration = .nanoseconds(Int64(value * scale * 1e9))
+        let seconds = value * scale
+        guard seconds <= Double(Self.longest.components.seconds) else { return nil }
+        self.duration = .nanoseconds(Int64(seconds * 1e9))
     }
 
     /// How `--help` shows the default: `5s`, or `500ms`.

@@ -62,6 +62,8 @@ struct SillyBenchCommand: AsyncParsableCommand {
         guard self.size >= 2 else { throw ValidationError("--size must be at least 2 (a byte and the newline)") }
         guard self.pipeline > 0 else { throw ValidationError("--pipeline must be positive") }
         guard self.threads > 0 else { throw ValidationError("--threads must be positive") }
+        guard self.connectTimeout.duration > .zero else { throw ValidationError("--connect-timeout must be more than 0") }
+        guard self.timeout.duration > .zero else { throw ValidationError("--timeout must be more than 0") }
         if !self.tls, self.tlsCa != nil || self.insecure {
             throw ValidationError("--tls-ca and --insecure go with --tls")
         }
@@ -105,7 +107,8 @@ struct SillyBenchCommand: AsyncParsableCommand {
     /// A live `done/total, rate` line, redrawn twice a second, while stdout is a terminal.
     static func showProgress(of generator: LoadGenerator) -> Task<Void, Never> {
         let c = generator.configuration
-        let total = c.duration == nil ? c.clients * c.messages : nil
+        let product = c.clients.multipliedReportingOverflow(by: c.messages)
+        let total = c.duration == nil && !product.overflow ? product.partialValue : nil
         return Task {
             var last = 0
             var lastTime = ContinuousClock.now

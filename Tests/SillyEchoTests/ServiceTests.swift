@@ -47,4 +47,21 @@ struct ServiceTests {
         #expect(await bad.exitStatus() == 64)
         #expect(bad.errorLog.contains("--threads must be at least 1"))
     }
+
+    @Test("an out-of-range duration or a zero timeout is refused with a message, never a crash")
+    func durationsOutOfRange() async throws {
+        for arguments in [["--idle-timeout", "9999999999"], ["--shutdown-grace", "200000000m"]] {
+            let bad = try ServerProcess(arguments)
+            #expect(await bad.exitStatus() == 64, "\(arguments)")
+            #expect(bad.errorLog.contains("is invalid for '\(arguments[0])"), "\(bad.errorLog)")
+        }
+        let bench = builtExecutable("silly-bench")
+        for (arguments, message) in [(["--duration", "1e10"], "is invalid for '--duration"),
+                                     (["--timeout", "0"], "--timeout must be more than 0"),
+                                     (["--connect-timeout", "0ms"], "--connect-timeout must be more than 0")] {
+            let bad = try ServerProcess(arguments, addPort: false, executable: bench)
+            #expect(await bad.exitStatus() == 64, "\(arguments)")
+            #expect(bad.errorLog.contains(message), "\(bad.errorLog)")
+        }
+    }
 }
