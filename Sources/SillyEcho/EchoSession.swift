@@ -64,9 +64,13 @@ struct EchoSession {
 
     /// The tutorial's fourth exercise: banner, prompt, help, time, quit.
     private mutating func commands() async -> CloseReason {
-        if let failure = await self.send(ByteBuffer(string: CommandProtocol.banner)) { return failure }
+        let banner = ByteBuffer(string: CommandProtocol.banner)
+        let prompt = ByteBuffer(string: CommandProtocol.prompt)
+        if let failure = await self.send(banner) { return failure }
+        self.record(received: 0, sent: banner.readableBytes, messages: 0)
         while true {
-            if let failure = await self.send(ByteBuffer(string: CommandProtocol.prompt)) { return failure }
+            if let failure = await self.send(prompt) { return failure }
+            self.record(received: 0, sent: prompt.readableBytes, messages: 0)
             let line: ByteBuffer
             do {
                 line = try await self.connection.read(until: "\n", timeout: self.configuration.idleTimeout)
@@ -96,9 +100,9 @@ struct EchoSession {
 
     /// Counts a message for the connection's close line and the server's totals.
     @inline(__always)
-    private mutating func record(received: Int, sent: Int) {
-        self.statistics.record(received: received, sent: sent)
-        self.traffic?.record(received: received, sent: sent)
+    private mutating func record(received: Int, sent: Int, messages: Int = 1) {
+        self.statistics.record(received: received, sent: sent, messages: messages)
+        self.traffic?.record(received: received, sent: sent, messages: messages)
     }
 
     /// Queues `data`, then waits while the client is not reading what it is sent: the handler
@@ -144,7 +148,8 @@ struct EchoSession {
             return .clientClosed
         case .timedOut:
             self.countError(ErrorKind(error))
-            self.log(.info, "Idle timeout [\(self.peer)]: no data for \(self.configuration.idleTimeout.map { "\($0)" } ?? "ever")")
+            let silence = self.configuration.mode == .raw ? "no data" : "no complete line"
+            self.log(.info, "Idle timeout [\(self.peer)]: \(silence) for \(self.configuration.idleTimeout.map { "\($0)" } ?? "ever")")
             return .idleTimeout
         case .lineTooLong(let limit):
             self.countError(ErrorKind(error))

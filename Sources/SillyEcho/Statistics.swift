@@ -15,10 +15,10 @@ public struct ConnectionStatistics: Sendable, Equatable {
     public init() {}
 
     /// Counts one message of `received` bytes answered with `sent` bytes.
-    mutating func record(received: Int, sent: Int) {
+    mutating func record(received: Int, sent: Int, messages: Int = 1) {
         self.bytesReceived += received
         self.bytesSent += sent
-        self.messages += 1
+        self.messages += messages
     }
 }
 
@@ -62,12 +62,12 @@ final class TrafficCounters: Sendable {
     // Keeps the next loop's counters, allocated beside these, off their cache line.
     private let padding: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
 
-    /// Counts one message answered.
+    /// Counts one message answered (or, with `messages` 0, bytes sent unasked: a banner, a prompt).
     @inline(__always)
-    func record(received: Int, sent: Int) {
+    func record(received: Int, sent: Int, messages: Int = 1) {
         self.bytesReceived.add(received, ordering: .relaxed)
         self.bytesSent.add(sent, ordering: .relaxed)
-        self.messages.add(1, ordering: .relaxed)
+        self.messages.add(messages, ordering: .relaxed)
     }
 }
 

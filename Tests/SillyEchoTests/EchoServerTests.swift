@@ -130,6 +130,18 @@ struct EchoServerTests {
         #expect(await server.stop() == 0)
     }
 
+    @Test("command mode's close line counts every byte the client got: banner and prompts too")
+    func commandStatistics() async throws {
+        let server = try ServerProcess(["--mode", "command"])
+        let conn = try await TCP.connect(try await server.address())
+        let input = "help\r\n  time  \nhello world\r\nHELP\nquit\n"
+        try await conn.write(input)
+        let received = try await conn.readToEnd().readableBytes
+        await conn.close()
+        #expect(await server.waitForLog("received \(input.utf8.count) bytes, sent \(received) bytes, messages 5"), "\(server.log)")
+        #expect(await server.stop() == 0)
+    }
+
     @Test("raw mode echoes random binary data, however it is chunked, byte for byte")
     func rawMode() async throws {
         let server = try ServerProcess(["--mode", "raw"])
