@@ -178,9 +178,11 @@ public final class EchoServer: Service, Sendable {
         }
         let reason = await session.run()
         await connection.close()
-        self.registry.remove(connection)
         self.metrics.recordLifetime(ContinuousClock.now - opened)
         self.logClose(connection, reason: reason, statistics: session.statistics)
+        // Last: the shutdown waits for the registry to empty before it logs the totals, which
+        // must include this connection's close.
+        self.registry.remove(connection)
     }
 
     /// A load balancer's own connection (PROXY `LOCAL`: HAProxy's health checks): served like any

@@ -76,7 +76,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
     @Option(help: "Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464). (default: off)")
     var metricsAddr: String?
 
-    @Flag(help: "Run the tutorial's test clients against this server, in this process, then exit: 0 if every echo matched.")
+    @Flag(help: "Run the tutorial's test clients against this server, in this process, then exit: 0 if every echo matched. (Plain lines over plain TCP: line or raw mode, no TLS, no PROXY protocol.)")
     var selfTest = false
 
     @Option(help: "With --self-test: how many clients.")
@@ -100,6 +100,15 @@ struct SillyEchoCommand: AsyncParsableCommand {
             throw ValidationError("--tls-cert and --tls-key go together")
         }
         guard self.clients > 0, self.messages > 0 else { throw ValidationError("--clients and --messages must be positive") }
+        if self.selfTest {
+            // The tutorial's test clients speak plain lines over plain TCP (raw mode echoes them too).
+            guard self.mode != .command else {
+                throw ValidationError("--self-test sends plain lines: it cannot test --mode command (use telnet, or silly-echo client)")
+            }
+            guard self.tlsCert == nil, !self.proxyProtocol else {
+                throw ValidationError("--self-test connects over plain TCP: it cannot be combined with --tls-cert or --proxy-protocol")
+            }
+        }
     }
 
     func run() async throws {

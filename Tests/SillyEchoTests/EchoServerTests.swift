@@ -311,6 +311,18 @@ struct EchoServerTests {
         #expect(log.contains("Self-test passed: every echo matched"))
     }
 
+    @Test("--self-test refuses a server its plain-line clients cannot test, rather than fail it")
+    func selfTestRefusals() async throws {
+        for (arguments, message) in [(["--mode", "command"], "cannot test --mode command"),
+                                     (["--proxy-protocol"], "cannot be combined with --tls-cert or --proxy-protocol")] {
+            let run = try ServerProcess(["--self-test"] + arguments)
+            #expect(await run.exitStatus() == 64, "\(arguments)")
+            #expect(run.errorLog.contains(message), "\(run.errorLog)")
+        }
+        let raw = try ServerProcess(["--self-test", "--mode", "raw", "--interval", "10ms", "--clients", "1", "--messages", "2"])
+        #expect(await raw.exitStatus() == 0)
+    }
+
     @Test("the separate client: connect, send 'Hello from client', print the echo")
     func separateClient() async throws {
         let server = try ServerProcess([])
