@@ -28,7 +28,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
         subcommands: [ClientCommand.self]
     )
 
-    @Option(help: "Address to listen on: IP:port, :port (all interfaces), [IPv6]:port or host:port.")
+    @Option(help: "Address to listen on: IP:port, :port (all IPv4 interfaces; [::]:port for IPv6 too), [IPv6]:port or host:port.")
     var addr = "127.0.0.1:9999"
 
     @Option(help: "line: echo each line; command: the tutorial's help/time/quit protocol; raw: echo bytes as they arrive (RFC 862).")

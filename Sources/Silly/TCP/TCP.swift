@@ -17,7 +17,7 @@ public enum TCP {
     /// what was thrown is logged); handlers never block one another.
     ///
     /// - Parameters:
-    ///   - address: `"127.0.0.1:9999"`, `"0.0.0.0:8080"`, `":8080"` (all interfaces), `"[::1]:9999"`,
+    ///   - address: `"127.0.0.1:9999"`, `"0.0.0.0:8080"`, `":8080"` (all IPv4 interfaces, as `"0.0.0.0:8080"`; `"[::]:8080"` for IPv6 too), `"[::1]:9999"`,
     ///     `"localhost:9999"`; port 0 picks a free port (see ``TCPListener/port``).
     ///   - backlog: the kernel's queue of connections not yet accepted.
     ///   - reusePort: let other sockets (other processes) listen on the same address too
