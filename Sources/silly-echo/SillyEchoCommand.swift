@@ -43,8 +43,8 @@ struct SillyEchoCommand: AsyncParsableCommand {
     @Option(help: "Longest line in bytes; a longer one is logged and its connection closed.")
     var maxLine = 64 * 1024
 
-    @Option(help: "Most open connections; a client beyond them is told the server is full and closed.")
-    var maxConnections = 10_000
+    @Option(help: "Most open connections; a client beyond them is told the server is full and closed. (default: 10000, or less if the open-file limit allows fewer)")
+    var maxConnections: Int?
 
     @Option(help: "Log the server's totals this often (e.g. 10s); 0: only at shutdown.")
     var statsInterval: DurationArgument = DurationArgument(.zero)
@@ -90,7 +90,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard self.maxLine > 0 else { throw ValidationError("--max-line must be positive") }
-        guard self.maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
+        if let maxConnections = self.maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be positive") }
         guard self.backlog > 0 else { throw ValidationError("--backlog must be positive") }
         if let threads = self.threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard self.proxyHeaderTimeout.duration > .zero else {
@@ -111,6 +111,24 @@ struct SillyEchoCommand: AsyncParsableCommand {
         }
     }
 
+    /// `--max-connections`, or by default 10,000 lowered to what the open-file limit allows with
+    /// some descriptors kept for the server itself: past that, accepting fails outright and a
+    /// client waits in the kernel's queue instead of being told the server is full. (A limit
+    /// given explicitly is kept, with a warning.)
+    static func connectionLimit(_ requested: Int?, openFiles: UInt64, logger: Logger) -> Int {
+        let limit = requested ?? 10_000
+        let reserved = min(64, openFiles / 2)
+        let allowed = max(1, Int(clamping: openFiles - reserved))
+        guard openFiles > 0, limit > allowed else { return limit }
+        let files = "the open-file limit allows (\(openFiles), \(reserved) of them kept for the server)"
+        if requested != nil {
+            logger.warning("--max-connections \(limit) is more than \(files): past \(allowed), clients wait unaccepted")
+            return limit
+        }
+        logger.warning("10000 connections (the default --max-connections) are more than \(files): using \(allowed)")
+        return allowed
+    }
+
     func run() async throws {
         signal(SIGPIPE, SIG_IGN)
         let level = self.logLevel
@@ -128,7 +146,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
         configuration.mode = self.mode
         configuration.idleTimeout = self.idleTimeout.duration == .zero ? nil : self.idleTimeout.duration
         configuration.maxLineLength = self.maxLine
-        configuration.maxConnections = self.maxConnections
+        configuration.maxConnections = Self.connectionLimit(self.maxConnections, openFiles: files.soft, logger: logger)
         configuration.statsInterval = self.statsInterval.duration == .zero ? nil : self.statsInterval.duration
         configuration.shutdownGrace = self.shutdownGrace.duration
         configuration.backlog = self.backlog
@@ -217,6 +235,24 @@ struct ClientCommand: AsyncParsableCommand {
 
     @Option(help: "The line to send.")
     var message = "Hello from client"
+
+    /// `--max-connections`, or by default 10,000 lowered to what the open-file limit allows with
+    /// some descriptors kept for the server itself: past that, accepting fails outright and a
+    /// client waits in the kernel's queue instead of being told the server is full. (A limit
+    /// given explicitly is kept, with a warning.)
+    static func connectionLimit(_ requested: Int?, openFiles: UInt64, logger: Logger) -> Int {
+        let limit = requested ?? 10_000
+        let reserved = min(64, openFiles / 2)
+        let allowed = max(1, Int(clamping: openFiles - reserved))
+        guard openFiles > 0, limit > allowed else { return limit }
+        let files = "the open-file limit allows (\(openFiles), \(reserved) of them kept for the server)"
+        if requested != nil {
+            logger.warning("--max-connections \(limit) is more than \(files): past \(allowed), clients wait unaccepted")
+            return limit
+        }
+        logger.warning("10000 connections (the default --max-connections) are more than \(files): using \(allowed)")
+        return allowed
+    }
 
     func run() async throws {
         signal(SIGPIPE, SIG_IGN)

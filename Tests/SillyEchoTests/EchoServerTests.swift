@@ -229,6 +229,29 @@ struct EchoServerTests {
         #expect(server.log.contains("accepted 2, rejected 2"))
     }
 
+    @Test("the default --max-connections is lowered to what the open-file limit allows, so extra clients are still told the server is full")
+    func maxConnectionsWithinFileLimit() async throws {
+        let server = try ServerProcess(["-c", "ulimit -n 128 && exec \(sillyEchoPath) --addr 127.0.0.1:0"],
+                                       addPort: false, executable: "/bin/sh")
+        let address = try await server.address()
+        #expect(server.log.contains("10000 connections (the default --max-connections) are more than the open-file limit allows (128, 64 of them kept for the server): using 64"))
+        var clients: [TCPConnection] = []
+        for _ in 0..<70 {
+            let client = try await TCP.connect(address)
+            try await client.write("hi\n")
+            clients.append(client)
+        }
+        var served = 0
+        var told = 0
+        for client in clients {
+            let line = try await client.line()
+            if line == "hi\n" { served += 1 } else if line.hasPrefix("Server is full") { told += 1 }
+        }
+        #expect(served == 64 && told == 6, "served \(served), told full \(told)")
+        for client in clients { await client.close() }
+        #expect(await server.stop() == 0)
+    }
+
     @Test("a client that sends without reading cannot grow the server's memory, whatever --max-line is; nothing it sent is lost",
           arguments: [[], ["--max-line", "\(32 * 1024 * 1024)"]])
     func nonReadingClient(arguments: [String]) async throws {

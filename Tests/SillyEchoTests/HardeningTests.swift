@@ -183,12 +183,15 @@ struct HardeningTests {
           .enabled(if: OutsideClient.enabled("prlimit"), "needs prlimit (util-linux)"))
     func descriptorExhaustion() async throws {
         let prlimit = try #require(OutsideClient.path("prlimit"))
-        let server = try ServerProcess(["--nofile=64:64", sillyEchoPath, "--addr", "127.0.0.1:0"], executable: prlimit)
+        // An explicit --max-connections above what 64 descriptors allow: accepting runs out of them.
+        let server = try ServerProcess(["--nofile=64:64", sillyEchoPath, "--addr", "127.0.0.1:0", "--max-connections", "1000"],
+                                       executable: prlimit)
         let address = try await server.address()
         var held: [TCPConnection] = []
         for _ in 0..<100 {
             held.append(try await TCP.connect(address))  // the kernel completes them; the server cannot accept all
         }
+        #expect(server.log.contains("--max-connections 1000 is more than the open-file limit allows (64, 32 of them kept for the server): past 32, clients wait unaccepted"))
         #expect(await server.waitForLog("accept failed on 127.0.0.1:"))
         #expect(await server.waitForLog("Too many open files"))
         // The first ones were accepted before the descriptors ran out: they are served.
