@@ -68,11 +68,15 @@ public struct LoadGenerator: Sendable {
         do {
             var options = ConnectionOptions()
             options.maxLineLength = max(configuration.size, 64)
+            // A pipeline of large lines must fit the send queue (4 MiB by default).
+            let inFlight = configuration.size.multipliedReportingOverflow(by: 2 * configuration.pipeline)
+            options.sendQueueLimit = max(options.sendQueueLimit, inFlight.overflow ? .max : inFlight.partialValue)
             conn = try await TCP.connect(
                 configuration.address, timeout: configuration.connectTimeout, tls: configuration.tls, options: options,
                 group: loop)
         } catch {
             result.errors.connect += 1
+            result.failure = "connect: \(error)"
             return result
         }
         result.connectMicroseconds = UInt64((NIODeadline.now() - connectStart).nanoseconds / 1000)
@@ -152,6 +156,12 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
         case .success(let bytes):
             guard bytes == self.line else {
                 self.result.errors.mismatch += 1
+                // With what else came (a server's refusal is longer than the line sent).
+                var shown = bytes
+                if case .success(var rest)? = self.connection.tryRead(count: self.connection.unreadBytesOnLoop, notifying: self) {
+                    shown.writeBuffer(&rest)
+                }
+                self.result.failure = "mismatch: an echo came back as \(Self.quoted(shown))"
                 return false
             }
             let depth = self.sentAt.count
@@ -174,8 +184,16 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
             case .endOfStream: self.result.errors.closed += 1
             default: self.result.errors.other += 1
             }
+            self.result.failure = "read: \(error)"
             return false
         }
+    }
+
+    /// The start of `bytes`, printable: a server's refusal reads as what it said.
+    private static func quoted(_ bytes: ByteBuffer) -> String {
+        let shown = bytes.getBytes(at: bytes.readerIndex, length: min(bytes.readableBytes, 60)) ?? []
+        let text = String(decoding: shown, as: UTF8.self).debugDescription
+        return bytes.readableBytes > shown.count ? text + "…" : text
     }
 
     private func send(at now: NIODeadline) -> Bool {
@@ -184,6 +202,7 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
             try self.connection.writeOnLoop(self.line)
         } catch {
             self.result.errors.other += 1
+            self.result.failure = "write: \(error)"
             return false
         }
         self.sent += 1

@@ -7,6 +7,9 @@ public enum LoadReport {
         ("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9),
     ]
 
+    /// How many distinct reasons for failing the summary lists under its error counts.
+    static let failuresShown = 5
+
     /// The human summary.
     public static func text(_ result: LoadResult) -> String {
         let c = result.configuration
@@ -26,6 +29,13 @@ public enum LoadReport {
         lines.append(
             "  errors       connect \(e.connect), reset \(e.reset), timeout \(e.timeout), closed \(e.closed), mismatch \(e.mismatch), other \(e.other)"
         )
+        let failures = result.failuresByCount
+        for failure in failures.prefix(Self.failuresShown) {
+            lines.append("    \(failure.clients) × \(failure.reason)")
+        }
+        if failures.count > Self.failuresShown {
+            lines.append("    (and \(failures.count - Self.failuresShown) more reasons)")
+        }
         return lines.joined(separator: "\n")
     }
 
@@ -63,6 +73,7 @@ public enum LoadReport {
             var connectMicroseconds: Percentiles
             var errors: ErrorCounts
             var errorsTotal: Int
+            var failures: [String: Int]
         }
         let c = result.configuration
         let document = Document(
@@ -73,7 +84,7 @@ public enum LoadReport {
             elapsedSeconds: result.seconds, messagesPerSecond: result.messagesPerSecond,
             megabytesPerSecond: result.megabytesPerSecond,
             latencyMicroseconds: Percentiles(result.latency), connectMicroseconds: Percentiles(result.connect),
-            errors: result.errors, errorsTotal: result.errors.total
+            errors: result.errors, errorsTotal: result.errors.total, failures: result.failures
         )
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase

@@ -38,6 +38,8 @@ struct ClientResult: Sendable {
     var bytes = 0
     var connectMicroseconds: UInt64?
     var errors = ErrorCounts()
+    /// What stopped this client, in words (`connect: connection refused: …`); `nil` if nothing did.
+    var failure: String?
 }
 
 /// The round-trip times of every client on one event loop.
@@ -74,6 +76,8 @@ public struct LoadResult: Sendable {
     public var connect = Histogram<UInt64>.latencyMicroseconds
     /// What went wrong, by kind.
     public var errors = ErrorCounts()
+    /// What stopped the clients that failed, in words, with how many it stopped.
+    public var failures: [String: Int] = [:]
 
     init(configuration: LoadConfiguration) {
         self.configuration = configuration
@@ -84,6 +88,13 @@ public struct LoadResult: Sendable {
         self.bytes += client.bytes
         if let connect = client.connectMicroseconds { self.connect.record(connect) }
         self.errors.add(client.errors)
+        if let failure = client.failure { self.failures[failure, default: 0] += 1 }
+    }
+
+    /// ``failures``, the most frequent first.
+    public var failuresByCount: [(reason: String, clients: Int)] {
+        self.failures.map { (reason: $0.key, clients: $0.value) }
+            .sorted { $0.clients != $1.clients ? $0.clients > $1.clients : $0.reason < $1.reason }
     }
 
     /// `elapsed` in seconds.

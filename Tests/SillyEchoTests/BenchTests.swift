@@ -98,6 +98,38 @@ struct BenchTests {
         await listener.close()
     }
 
+    @Test("failures are reported with their reason: a refused connect, a server's refusal, a line past the send queue")
+    func failureReasons() async throws {
+        let closed = try await TCP.listen("127.0.0.1:0") { _ in }
+        let port = closed.port
+        await closed.close()
+        let refused = try await Self.run(["--addr", "127.0.0.1:\(port)", "--clients", "3"])
+        #expect(refused.status == 1)
+        let refusedFailures = try #require(refused.figures["failures"] as? [String: Int])
+        #expect(refusedFailures == ["connect: connection refused: 127.0.0.1:\(port)": 3], "\(refusedFailures)")
+
+        let full = try await TCP.listen("127.0.0.1:0") { conn in
+            try await conn.write("Server is full, try again later\n")
+        }
+        let process = try ServerProcess(["--addr", "127.0.0.1:\(full.port)", "--clients", "2", "--messages", "3"],
+                                        addPort: false, executable: Self.bench)
+        #expect(await process.exitStatus() == 1)
+        #expect(process.log.contains(#"2 × mismatch: an echo came back as "Server is full, try again later\n""#), "\(process.log)")
+        await full.close()
+
+        // One 5 MB line is more than the default 4 MiB send queue: the client's queue is sized to its pipeline.
+        var large = ConnectionOptions()
+        large.maxLineLength = 8 << 20
+        large.sendQueueLimit = 16 << 20
+        let echo = try await TCP.listen("127.0.0.1:0", options: large) { conn in
+            while true { try await conn.write(try await conn.read(until: "\n")) }
+        }
+        let run = try await Self.run(["--addr", "127.0.0.1:\(echo.port)", "--clients", "1", "--messages", "2", "--size", "5000000"])
+        #expect(run.status == 0, "\(run.figures)")
+        #expect(run.figures["messages"] as? Int == 2)
+        await echo.close()
+    }
+
     @Test("the text report names every figure")
     func textReport() async throws {
         let listener = try await TCP.listen("127.0.0.1:0") { conn in
