@@ -380,4 +380,31 @@ struct LuaBindingTests {
         #expect(run.log.contains("closed: main chunk"), "\(run.log)")
         #expect(run.errorLog.contains("boom in task") && run.errorLog.contains("boom in main"), "\(run.errorLog)")
     }
+
+    @Test("a line may be as long as the connection's limit (1 MiB, or conn:limit(n)); past it, 'line too long'")
+    func lineLimit() async throws {
+        let server = try Lua.run(source: Self.server("""
+            function(conn)
+                local first = conn:read("\\n")
+                if first == "small\\n" then conn:limit(1000) end
+                while true do
+                    local line, err = conn:read("\\n")
+                    if not line then print("Read error:", err) return end
+                    conn:write(line)
+                end
+            end
+            """), ["127.0.0.1:0"])
+        let address = try await server.address()
+        let long = String(repeating: "z", count: 200_000) + "\n"  // past the core's 64 KiB default
+        let client = try await TCP.connect(address)
+        try await client.write("default\n" + long)
+        #expect(String(buffer: try await client.read(count: long.utf8.count, timeout: patience)) == long)
+        await client.close()
+        let limited = try await TCP.connect(address)
+        try await limited.write("small\n" + String(repeating: "y", count: 2000) + "\n")
+        _ = try? await limited.readToEnd()
+        #expect(await server.waitForLog("Read error:\tline too long: no delimiter within 1000 bytes"), "\(server.log)")
+        await limited.close()
+        #expect(await server.stop() == 0)
+    }
 }

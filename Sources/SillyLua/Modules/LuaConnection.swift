@@ -22,10 +22,14 @@ final class LuaConnection: TCPReadHandler {
     unowned let runtime: LuaRuntime
     /// The task waiting for a read.
     @exclusivity(unchecked) private var reader: LuaTask?
+    /// The longest line `conn:read(delimiter)` waits for: the connection's receive limit, which
+    /// a script raises with `conn:limit(n)` when it expects longer lines (`nil`: no limit).
+    private var lineLimit: Int?
 
     init(connection: TCPConnection, runtime: LuaRuntime) {
         self.connection = connection
         self.runtime = runtime
+        self.lineLimit = runtime.connectionOptions.receiveLimit
     }
 
     static let metatable = "silly.conn"
@@ -91,7 +95,8 @@ final class LuaConnection: TCPReadHandler {
             guard let delimiter = stack.bytes(at: 2).flatMap(Delimiter.init) else {
                 return stack.argumentError(1, "read", "delimiter must not be empty")
             }
-            result = self.connection.tryRead(until: delimiter, timeout: timeout, notifying: self)
+            result = self.connection.tryRead(
+                until: delimiter, maxLength: self.lineLimit ?? Int(Int32.max), timeout: timeout, notifying: self)
         case LUA_TNUMBER:
             guard let count = stack.integer(at: 2), count >= 0 else {
                 return stack.argumentError(1, "read", "byte count must be a non-negative integer")
@@ -159,16 +164,18 @@ final class LuaConnection: TCPReadHandler {
         return 0
     }
 
-    /// `conn:limit(bytes)`: stop reading from the socket while this many bytes wait unread;
-    /// `conn:limit()` or `conn:limit(nil)` removes the limit.
+    /// `conn:limit(bytes)`: stop reading from the socket while this many bytes wait unread, and
+    /// let a line be that long; `conn:limit()` or `conn:limit(nil)` removes the limit.
     private func limit(_ stack: LuaStack) -> Int32 {
         if stack.isNone(at: 2) {
+            self.lineLimit = nil
             self.connection.setReceiveLimitOnLoop(nil)
             return 0
         }
         guard let bytes = stack.integer(at: 2), bytes > 0 else {
             return stack.argumentError(1, "limit", "positive byte count expected")
         }
+        self.lineLimit = Int(bytes)
         self.connection.setReceiveLimitOnLoop(Int(bytes))
         return 0
     }
