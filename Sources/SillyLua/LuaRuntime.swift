@@ -271,19 +271,6 @@ public final class LuaRuntime {
             stack.pushNil()
             stack.push(error.description)
             return silly_resume(thread, 2, 2, &results)
-        case .listening(.success(let listener), let accept):
-            let wrapped = LuaListener(listener: listener, accept: accept)
-            self.listeners[ObjectIdentifier(wrapped)] = wrapped
-            // Listeners accept on the core's acceptor loop: their futures complete there.
-            listener.closeFuture.hop(to: self.eventLoop).assumeIsolated().whenComplete { _ in self.listenerClosed(wrapped) }
-            if self.terminating { listener.closeNow() }
-            wrapped.push(on: stack)
-            return silly_resume(thread, 1, 1, &results)
-        case .listening(.failure(let error), let accept):
-            accept.isReleased = true
-            LuaStack(self.state).release(accept.reference)
-            stack.push(error.description)
-            return silly_resume(thread, 1, SILLY_HOST_ERROR, &results)
         }
     }
 
@@ -339,6 +326,16 @@ public final class LuaRuntime {
             LuaConnection.push(wrapped, on: stack)
             return 1
         }
+    }
+
+    /// Tracks a listener just bound for the script, until it closes.
+    func listening(_ listener: TCPListener, accept: AcceptFunction) -> LuaListener {
+        let wrapped = LuaListener(listener: listener, accept: accept)
+        self.listeners[ObjectIdentifier(wrapped)] = wrapped
+        // Listeners accept on the core's acceptor loop: their futures complete there.
+        listener.closeFuture.hop(to: self.eventLoop).assumeIsolated().whenComplete { _ in self.listenerClosed(wrapped) }
+        if self.terminating { listener.closeNow() }
+        return wrapped
     }
 
     private func listenerClosed(_ listener: LuaListener) {

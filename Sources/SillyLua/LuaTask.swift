@@ -38,6 +38,4 @@ enum Wakeup {
     case yielded
     /// A connect decided.
     case connected(Result<TCPConnection, SillyError>)
-    /// A listen decided; `accept` is the anchored handler.
-    case listening(Result<TCPListener, SillyError>, accept: AcceptFunction)
 }

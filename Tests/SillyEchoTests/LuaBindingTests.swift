@@ -407,4 +407,39 @@ struct LuaBindingTests {
         await limited.close()
         #expect(await server.stop() == 0)
     }
+
+    @Test("tcp.listen returns bound without yielding: in a require'd module's body, and before a task forked earlier runs")
+    func listenWithoutYielding() async throws {
+        let main = try Lua.script("""
+            local task = require "silly.task"
+            local tcp = require "silly.net.tcp"
+            package.path = arg[0]:match("(.*/)") .. "?.lua;" .. package.path
+            task.fork(function()
+                local conn, err = tcp.connect(ADDRESS)
+                print("early connect:", conn ~= nil, err)
+                if conn then conn:close() end
+            end)
+            local listener = require "echomodule"
+            ADDRESS = listener.addr
+            print(string.format("Listening on %s", listener.addr))
+            """, name: "main")
+        try """
+            local tcp = require "silly.net.tcp"
+            return tcp.listen { addr = "127.0.0.1:0", accept = function(conn)
+                while true do
+                    local line = conn:read("\\n")
+                    if not line then return end
+                    conn:write(line)
+                end
+            end }
+            """.write(to: main.folder.appendingPathComponent("echomodule.lua"), atomically: true, encoding: .utf8)
+        let server = try ServerProcess([main.path], addPort: false, executable: Lua.silly, removing: main.folder)
+        let address = try await server.address()
+        #expect(await server.waitForLog("early connect:\ttrue\tnil"), "\(server.log) \(server.errorLog)")
+        let client = try await TCP.connect(address)
+        try await client.write("from a module\n")
+        #expect(try await client.line() == "from a module\n")
+        await client.close()
+        #expect(await server.stop() == 0)
+    }
 }

@@ -1,7 +1,9 @@
 import CLua
 import CLuaShim
+import Dispatch
 import NIOCore
 import Silly
+import Synchronization
 
 /// `silly.net.tcp`: `listen{addr=, backlog=, accept=}` and `connect(addr [, {bind=, timeout=}])`.
 enum TCPModule {
@@ -10,8 +12,8 @@ enum TCPModule {
         "connect": { connect(LuaStack($0!)) },
     ]
 
-    /// `tcp.listen{addr = "IP:port", backlog = n, accept = function(conn) ... end}`: the listener
-    /// once it is bound; a bad or busy address raises an error naming it.
+    /// `tcp.listen{addr = "IP:port", backlog = n, accept = function(conn) ... end}`: the listener,
+    /// bound; a bad or busy address raises an error naming it.
     private static func listen(_ stack: LuaStack) -> Int32 {
         let runtime = LuaRuntime.of(stack.state)
         guard stack.type(at: 1) == LUA_TTABLE else {
@@ -32,7 +34,6 @@ enum TCPModule {
         guard stack.rawField(1, "accept") == LUA_TFUNCTION else {
             return stack.raise("tcp.listen: 'accept' must be a function(conn)")
         }
-        guard let task = runtime.canWait(stack.state) else { return stack.raise(LuaRuntime.cannotWait) }
         let accept = AcceptFunction(stack.anchor())
         let loopBound = NIOLoopBound((runtime, accept), eventLoop: runtime.eventLoop)
         let bound = TCP.bind(
@@ -41,12 +42,35 @@ enum TCPModule {
             let (runtime, accept) = loopBound.value
             runtime.accept(connection, handler: accept)
         }
-        task.isWaiting = true
-        // The listener lives on the core's acceptor loop: its future completes there.
-        bound.hop(to: runtime.eventLoop).assumeIsolated().whenComplete { result in
-            runtime.resume(task, with: .listening(result.mapError(SillyError.init), accept: accept))
+        // As in the C Silly, `listen` returns bound (or raises) without yielding: it works where a
+        // script cannot wait (a `require`d module's body), and a task forked before it cannot
+        // connect too early. The socket is bound on the core's acceptor thread, which never
+        // waits for this loop: blocking here for those few system calls cannot deadlock.
+        switch Self.waitBlocking(for: bound) {
+        case .success(let listener):
+            runtime.listening(listener, accept: accept).push(on: stack)
+            return 1
+        case .failure(let error):
+            accept.isReleased = true
+            stack.release(accept.reference)
+            stack.push(error.description)
+            return SILLY_HOST_ERROR
         }
-        return SILLY_HOST_YIELD
+    }
+
+    /// The result of `future`, which completes on another loop than the caller's.
+    private static func waitBlocking(for future: EventLoopFuture<TCPListener>) -> Result<TCPListener, SillyError> {
+        final class Outcome: Sendable {
+            let result = Mutex<Result<TCPListener, SillyError>?>(nil)
+            let done = DispatchSemaphore(value: 0)
+        }
+        let outcome = Outcome()
+        future.whenComplete { result in
+            outcome.result.withLock { $0 = result.mapError(SillyError.init) }
+            outcome.done.signal()
+        }
+        outcome.done.wait()
+        return outcome.result.withLock { $0! }
     }
 
     /// `tcp.connect(addr [, {bind = "IP:port", timeout = ms}])`: the connection, or `nil, error`.
