@@ -56,3 +56,12 @@ public struct EchoConfiguration: Sendable {
         return options
     }
 }
+
+extension Duration {
+    /// How a log line says a duration: `300 s`, `2.5 s`.
+    var logDescription: String {
+        let seconds = self / .seconds(1)
+        let whole = seconds.rounded()
+        return (seconds == whole && abs(whole) < 1e15 ? String(Int64(whole)) : String(seconds)) + " s"
+    }
+}

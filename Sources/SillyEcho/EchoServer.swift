@@ -133,7 +133,8 @@ public final class EchoServer: Service, Sendable {
         self.shuttingDown.store(true, ordering: .sequentiallyConsistent)
         let open = self.registry.all
         if !open.isEmpty {
-            self.logger.notice("Shutting down: \(open.count) connections have \(self.configuration.shutdownGrace) to finish")
+            let connections = open.count == 1 ? "1 connection has" : "\(open.count) connections have"
+            self.logger.notice("Shutting down: \(connections) \(self.configuration.shutdownGrace.logDescription) to finish")
         }
         for connection in open {
             await connection.stopReading()

@@ -134,7 +134,7 @@ struct EchoSession {
         if error == .activeClosed { return .closedByServer }
         self.countError(ErrorKind(error))
         if error == .timedOut {
-            self.log(.info, "Idle timeout [\(self.peer)]: the client read too little of its echoes for \(self.configuration.idleTimeout.map { "\($0)" } ?? "ever")")
+            self.log(.info, "Idle timeout [\(self.peer)]: the client read too little of its echoes for \(self.configuration.idleTimeout?.logDescription ?? "ever")")
             return .idleTimeout
         }
         self.log(.info, "Write error [\(self.peer)] -> \(error)")
@@ -149,7 +149,7 @@ struct EchoSession {
         case .timedOut:
             self.countError(ErrorKind(error))
             let silence = self.configuration.mode == .raw ? "no data" : "no complete line"
-            self.log(.info, "Idle timeout [\(self.peer)]: \(silence) for \(self.configuration.idleTimeout.map { "\($0)" } ?? "ever")")
+            self.log(.info, "Idle timeout [\(self.peer)]: \(silence) for \(self.configuration.idleTimeout?.logDescription ?? "ever")")
             return .idleTimeout
         case .lineTooLong(let limit):
             self.countError(ErrorKind(error))

@@ -35,8 +35,14 @@ public final class PrometheusEndpoint: Service, Sendable {
         self.beforeScrape = beforeScrape
     }
 
+    /// The endpoint could not listen: `reason` says why (a bad or busy address).
+    public struct ListenError: Error, CustomStringConvertible {
+        public let reason: SillyError
+        public var description: String { "metrics endpoint: cannot listen: \(self.reason)" }
+    }
+
     /// Listens and serves until a graceful shutdown or cancellation.
-    /// - Throws: the `SillyError` of a bad or busy address.
+    /// - Throws: ``ListenError`` for a bad or busy address.
     public func run() async throws {
         let channel: any Channel
         do {
@@ -56,7 +62,7 @@ public final class PrometheusEndpoint: Service, Sendable {
                 .bind(to: socketAddress)
                 .get()
         } catch {
-            throw TCP.bindError(error, address: self.address)
+            throw ListenError(reason: TCP.bindError(error, address: self.address))
         }
         let local = Endpoint(channel.localAddress)
         self.logger.notice("Metrics on http://\(local?.description ?? self.address)/metrics")

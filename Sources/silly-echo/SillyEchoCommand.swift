@@ -200,6 +200,9 @@ struct SillyEchoCommand: AsyncParsableCommand {
         } catch let error as SillyError {
             printError("silly-echo: cannot listen: \(error)")
             throw ExitCode.failure
+        } catch let error as PrometheusEndpoint.ListenError {
+            printError("silly-echo: --metrics-addr: cannot listen: \(error.reason)")
+            throw ExitCode.failure
         }
     }
 

@@ -178,7 +178,7 @@ struct EchoServerTests {
         let server = try ServerProcess(["--idle-timeout", "300ms"])
         let conn = try await TCP.connect(try await server.address())
         await #expect(throws: SillyError.endOfStream) { try await conn.read(until: "\n", timeout: patience) }
-        #expect(await server.waitForLog("Idle timeout ["))
+        #expect(await server.waitForLog("]: no complete line for 0.3 s"), "\(server.log)")
         #expect(await server.waitForLog("(idle timeout)"))
         await conn.close()
         #expect(await server.stop() == 0)

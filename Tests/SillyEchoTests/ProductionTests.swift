@@ -156,7 +156,7 @@ struct ProductionTests {
         let holder = try await TCP.listen("127.0.0.1:0") { _ in }
         let server = try ServerProcess(["--metrics-addr", "127.0.0.1:\(holder.port)"])
         #expect(await server.exitStatus() == 1)
-        #expect(server.errorLog.contains("silly-echo: cannot listen: address already in use: 127.0.0.1:\(holder.port)"), "\(server.errorLog)")
+        #expect(server.errorLog.contains("silly-echo: --metrics-addr: cannot listen: address already in use: 127.0.0.1:\(holder.port)"), "\(server.errorLog)")
         await holder.close()
     }
 }
