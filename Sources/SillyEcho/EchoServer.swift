@@ -225,7 +225,9 @@ public final class EchoServer: Service, Sendable {
     @inline(never)
     private func logClose(_ connection: TCPConnection, reason: CloseReason, statistics stats: ConnectionStatistics) {
         let remaining = self.statistics.release()
-        let shutdown = reason == .clientClosed && self.shuttingDown.load(ordering: .relaxed)
+        // At shutdown, reads end as if the client had closed (`stopReading`), and connections
+        // still open when the grace period ends are closed by the server: both are the shutdown.
+        let shutdown = (reason == .clientClosed || reason == .closedByServer) && self.shuttingDown.load(ordering: .relaxed)
         self.logger.info(
             "Close connection \(connection.remoteAddress?.description ?? "?") (\(shutdown ? .serverShutdown : reason)): received \(stats.bytesReceived) bytes, sent \(stats.bytesSent) bytes, messages \(stats.messages); connections: \(remaining)"
         )

@@ -239,24 +239,6 @@ struct ClientCommand: AsyncParsableCommand {
     @Option(help: "The line to send.")
     var message = "Hello from client"
 
-    /// `--max-connections`, or by default 10,000 lowered to what the open-file limit allows with
-    /// some descriptors kept for the server itself: past that, accepting fails outright and a
-    /// client waits in the kernel's queue instead of being told the server is full. (A limit
-    /// given explicitly is kept, with a warning.)
-    static func connectionLimit(_ requested: Int?, openFiles: UInt64, logger: Logger) -> Int {
-        let limit = requested ?? 10_000
-        let reserved = min(64, openFiles / 2)
-        let allowed = max(1, Int(clamping: openFiles - reserved))
-        guard openFiles > 0, limit > allowed else { return limit }
-        let files = "the open-file limit allows (\(openFiles), \(reserved) of them kept for the server)"
-        if requested != nil {
-            logger.warning("--max-connections \(limit) is more than \(files): past \(allowed), clients wait unaccepted")
-            return limit
-        }
-        logger.warning("10000 connections (the default --max-connections) are more than \(files): using \(allowed)")
-        return allowed
-    }
-
     func run() async throws {
         signal(SIGPIPE, SIG_IGN)
         do {

@@ -336,22 +336,27 @@ struct LuaBindingTests {
 
     @Test("a connection accepted just before listener:close() is closed, never handed to another function")
     func acceptRacingListenerClose() async throws {
+        let marker = FileManager.default.temporaryDirectory.appendingPathComponent("silly-connected-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: marker) }
         let run = try Lua.run(source: Self.server("function(conn) print(\"accept handler ran\") end") + """
 
             time.sleep(100)
             print("busy")
+            -- Busy (the loop runs nothing) until the test has connected: its accept queues.
+            while true do local f = io.open(arg[2]) if f then f:close() break end end
             local t0 = os.clock()
-            while os.clock() - t0 < 1.0 do end  -- the test connects meanwhile: its accept queues
+            while os.clock() - t0 < 0.3 do end
             task.fork(function() local t1 = os.clock() while os.clock() - t1 < 0.5 do end end)
             listener:close()
             -- Released with the listener, the accept function's registry slot is reused here.
             local timer = time.after(5000, function(x) print("timer called with", x) end)
             time.sleep(500)
             print("cancelled", time.cancel(timer))
-            """, ["127.0.0.1:0"])
+            """, ["127.0.0.1:0", marker.path])
         let address = try await run.address()
         #expect(await run.waitForLog("busy"))
         let client = try await TCP.connect(address)
+        try Data().write(to: marker)
         _ = try? await client.readToEnd()  // handled or closed unhandled: either way it ends
         await client.close()
         #expect(await run.exitStatus() == 0)
