@@ -69,3 +69,20 @@ int silly_closethread(lua_State *co) {
     return lua_resetthread(co);
 #endif
 }
+
+static int silly_tostring_call(lua_State *L) {
+    luaL_tolstring(L, 1, NULL);
+    return 1;
+}
+
+int silly_pushtostring(lua_State *L, int index) {
+    index = lua_absindex(L, index);
+    if (!lua_checkstack(L, 2)) return 0;
+    lua_pushcfunction(L, silly_tostring_call);
+    lua_pushvalue(L, index);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    return 1;
+}

@@ -287,7 +287,11 @@ public final class LuaRuntime {
     /// Prints a task's error with its traceback, as `lua` does; the other tasks go on.
     private func report(_ task: LuaTask) {
         let stack = LuaStack(self.state)
-        let message = LuaStack(task.thread).describe(at: -1)
+        // Described on the main state: a coroutine that died with an error can run nothing more.
+        lua_pushvalue(task.thread, -1)
+        lua_xmove(task.thread, self.state, 1)
+        let message = stack.describe(at: -1)
+        stack.pop()
         silly_traceback(self.state, task.thread, message)
         let text = stack.describe(at: -1)
         stack.pop()

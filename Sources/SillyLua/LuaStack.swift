@@ -54,9 +54,18 @@ struct LuaStack {
     /// A value that is absent or `nil`.
     func isNone(at index: Int32) -> Bool { self.type(at: index) <= LUA_TNIL }
 
-    /// A description of the value at `index` for an error message, without calling metamethods.
+    /// A description of the value at `index` for an error message, as `lua` prints one: a string
+    /// as it is, an object by its `__tostring` (called in protected mode), else its type. Call it
+    /// on a state that is not running nor dead (an error object is moved off its coroutine first).
     func describe(at index: Int32) -> String {
         if self.type(at: index) == LUA_TSTRING, let text = self.string(at: index) { return text }
+        if luaL_getmetafield(self.state, index, "__tostring") != LUA_TNIL {
+            self.pop()
+            if silly_pushtostring(self.state, index) != 0 {
+                defer { self.pop() }
+                if let text = self.string(at: -1) { return text }
+            }
+        }
         return "(error object is a \(String(cString: lua_typename(self.state, self.type(at: index)))) value)"
     }
 

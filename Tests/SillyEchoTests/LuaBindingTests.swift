@@ -447,4 +447,23 @@ struct LuaBindingTests {
         await client.close()
         #expect(await server.stop() == 0)
     }
+
+    @Test("an error object is printed by its __tostring, as lua prints it; one without is named by its type")
+    func errorObjects() async throws {
+        let run = try Lua.run(source: """
+            local task = require "silly.task"
+            local time = require "silly.time"
+            task.fork(function()
+                error(setmetatable({}, {__tostring = function() return "custom failure 42" end}))
+            end)
+            task.fork(function()
+                error(setmetatable({}, {__tostring = function() error("tostring itself fails") end}))
+            end)
+            time.sleep(50)
+            error({})
+            """)
+        #expect(await run.exitStatus() == 1)
+        #expect(run.errorLog.contains("silly: custom failure 42"), "\(run.errorLog)")
+        #expect(run.errorLog.components(separatedBy: "silly: (error object is a table value)").count == 3, "\(run.errorLog)")
+    }
 }

@@ -35,6 +35,9 @@ void silly_gc_generational(lua_State *L);
 void **silly_extraspace(lua_State *L);
 /// `luaL_traceback` of `co`, with `message`, pushed on `L`.
 void silly_traceback(lua_State *L, lua_State *co, const char *message);
+/// Pushes the value at `index` as `tostring` shows it (its `__tostring`, if it has one), called in
+/// protected mode; returns 0, with nothing pushed, if that raised an error.
+int silly_pushtostring(lua_State *L, int index);
 /// Closes the pending to-be-closed (`<close>`) variables of `co`, a coroutine that ended with an
 /// error (`lua_resetthread`, named `lua_closethread` from Lua 5.4.6), as `coroutine.close` would.
 int silly_closethread(lua_State *co);
