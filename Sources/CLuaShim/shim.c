@@ -1,5 +1,7 @@
 #include "CLuaShim.h"
 
+#include <stdio.h>
+
 #include <lua.h>
 #include <lauxlib.h>
 
@@ -85,4 +87,10 @@ int silly_pushtostring(lua_State *L, int index) {
         return 0;
     }
     return 1;
+}
+
+void silly_flush_stdout_if_free(void) {
+    if (ftrylockfile(stdout) != 0) return;
+    fflush_unlocked(stdout);
+    funlockfile(stdout);
 }

@@ -69,8 +69,9 @@ public struct LoadGenerator: Sendable {
             var options = ConnectionOptions()
             options.maxLineLength = max(configuration.size, 64)
             // A pipeline of large lines must fit the send queue (4 MiB by default).
-            let inFlight = configuration.size.multipliedReportingOverflow(by: 2 * configuration.pipeline)
-            options.sendQueueLimit = max(options.sendQueueLimit, inFlight.overflow ? .max : inFlight.partialValue)
+            let inFlight = configuration.size.multipliedReportingOverflow(by: configuration.pipeline)
+            let room = inFlight.partialValue.multipliedReportingOverflow(by: 2)
+            options.sendQueueLimit = max(options.sendQueueLimit, inFlight.overflow || room.overflow ? .max : room.partialValue)
             conn = try await TCP.connect(
                 configuration.address, timeout: configuration.connectTimeout, tls: configuration.tls, options: options,
                 group: loop)

@@ -44,6 +44,9 @@ public final class LuaRuntime {
 
     private var listeners: [ObjectIdentifier: LuaListener] = [:]
     private var connections: [ObjectIdentifier: LuaConnection] = [:]
+    /// Connections closed by the script whose written bytes are still being sent.
+    private var sending: [Int: EventLoopFuture<Void>] = [:]
+    private var nextSendingKey = 0
     private var timers: [Int: LuaTimer] = [:]
     private var nextTimerID = 1
 
@@ -236,9 +239,7 @@ public final class LuaRuntime {
             self.finish(task)
         default:
             if !self.stopped { self.report(task) }
-            // Unlike a protected call, an erroring coroutine leaves its `<close>` variables
-            // open: close them, as `coroutine.close` would (the task's thread is discarded).
-            _ = silly_closethread(task.thread)
+            self.closeVariables(of: task)
             self.finish(task)
             if task.isMain { self.exit(1) }
         }
@@ -284,10 +285,33 @@ public final class LuaRuntime {
         self.liveTasks -= 1
     }
 
+    /// Unlike a protected call, a coroutine that ends with an error leaves its `<close>`
+    /// variables open: closes them, as `coroutine.close` would (the task's thread is discarded
+    /// after), and prints an error one of their closing methods raised.
+    private func closeVariables(of task: LuaTask) {
+        let thread = task.thread
+        let stack = LuaStack(self.state)
+        lua_checkstack(thread, 2)
+        lua_checkstack(self.state, 4)
+        lua_pushvalue(thread, -1)
+        lua_xmove(thread, self.state, 1)  // the task's error, to tell a new one from it
+        defer { stack.pop() }
+        guard silly_closethread(thread) != LUA_OK else { return }
+        // The error after closing: the task's, or one a closing method raised.
+        lua_xmove(thread, self.state, 1)
+        defer { stack.pop() }
+        if !self.stopped && lua_rawequal(self.state, -1, -2) == 0 {
+            StandardError.write("silly: error closing a <close> variable: \(stack.describe(at: -1))\n")
+        }
+    }
+
     /// Prints a task's error with its traceback, as `lua` does; the other tasks go on.
     private func report(_ task: LuaTask) {
         let stack = LuaStack(self.state)
-        // Described on the main state: a coroutine that died with an error can run nothing more.
+        // Described on the main state (a coroutine that died with an error can run nothing
+        // more), from a copy: the error stays on the task's stack.
+        lua_checkstack(task.thread, 2)
+        lua_checkstack(self.state, 4)
         lua_pushvalue(task.thread, -1)
         lua_xmove(task.thread, self.state, 1)
         let message = stack.describe(at: -1)
@@ -315,8 +339,14 @@ public final class LuaRuntime {
     }
 
     func close(_ connection: LuaConnection) {
-        connection.connection.closeOnLoop()
-        self.connections[ObjectIdentifier(connection)] = nil
+        let id = ObjectIdentifier(connection)
+        guard self.connections.removeValue(forKey: id) != nil else { return }
+        // Until what was written to it is sent, the process waits for it at exit.
+        let sent = connection.connection.closeOnLoop()
+        let key = self.nextSendingKey
+        self.nextSendingKey += 1
+        self.sending[key] = sent
+        sent.assumeIsolated().whenComplete { _ in self.sending[key] = nil }
     }
 
     /// A listener accepted `connection`: its handler runs in a task of its own.
@@ -399,20 +429,16 @@ public final class LuaRuntime {
     }
 
     /// Ends the runtime: nothing more runs, and the process exits with `code` (the script's
-    /// `silly.exit`) once the connections are closed, what was written to them sent first (for
-    /// at most their close linger).
+    /// `silly.exit`) once what was written to the open connections has been sent (for at most
+    /// their close linger). It does not wait for their peers to end their side.
     func exit(_ code: Int32) {
         guard !self.stopped else { return }
         self.stopped = true
         for listener in self.listeners.values { listener.listener.closeNow() }
-        var closed: [EventLoopFuture<Void>] = []
-        for connection in self.connections.values {
-            connection.connection.closeOnLoop()
-            closed.append(connection.connection.closeFuture)
-        }
+        let sent = self.connections.values.map { $0.connection.closeOnLoop() } + self.sending.values
         self.connections = [:]
         let exitCode = self.exitCode
-        EventLoopFuture.andAllComplete(closed, on: self.eventLoop).whenComplete { _ in
+        EventLoopFuture.andAllComplete(sent, on: self.eventLoop).whenComplete { _ in
             exitCode.succeed(code)
         }
     }

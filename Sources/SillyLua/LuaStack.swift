@@ -59,6 +59,9 @@ struct LuaStack {
     /// on a state that is not running nor dead (an error object is moved off its coroutine first).
     func describe(at index: Int32) -> String {
         if self.type(at: index) == LUA_TSTRING, let text = self.string(at: index) { return text }
+        if self.type(at: index) == LUA_TNUMBER, let number = lua_tolstring(self.state, index, nil) {
+            return String(cString: number)  // (converts the number in place, as `lua` does)
+        }
         if luaL_getmetafield(self.state, index, "__tostring") != LUA_TNIL {
             self.pop()
             if silly_pushtostring(self.state, index) != 0 {

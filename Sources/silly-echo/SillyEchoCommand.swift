@@ -112,12 +112,14 @@ struct SillyEchoCommand: AsyncParsableCommand {
     }
 
     /// `--max-connections`, or by default 10,000 lowered to what the open-file limit allows with
-    /// some descriptors kept for the server itself: past that, accepting fails outright and a
+    /// some descriptors kept for the server itself (and for connections still closing, which
+    /// hold theirs for up to a second while the peer ends its side): past that, accepting fails outright and a
     /// client waits in the kernel's queue instead of being told the server is full. (A limit
     /// given explicitly is kept, with a warning.)
-    static func connectionLimit(_ requested: Int?, openFiles: UInt64, logger: Logger) -> Int {
+    static func connectionLimit(_ requested: Int?, openFiles: UInt64, threads: Int, logger: Logger) -> Int {
         let limit = requested ?? 10_000
-        let reserved = min(64, openFiles / 2)
+        // 64, and 3 for each event loop (its epoll, wakeup and timer descriptors).
+        let reserved = min(64 + 3 * UInt64(max(threads, 1)), openFiles / 2)
         let allowed = max(1, Int(clamping: openFiles - reserved))
         guard openFiles > 0, limit > allowed else { return limit }
         let files = "the open-file limit allows (\(openFiles), \(reserved) of them kept for the server)"
@@ -146,7 +148,8 @@ struct SillyEchoCommand: AsyncParsableCommand {
         configuration.mode = self.mode
         configuration.idleTimeout = self.idleTimeout.duration == .zero ? nil : self.idleTimeout.duration
         configuration.maxLineLength = self.maxLine
-        configuration.maxConnections = Self.connectionLimit(self.maxConnections, openFiles: files.soft, logger: logger)
+        configuration.maxConnections = Self.connectionLimit(
+            self.maxConnections, openFiles: files.soft, threads: self.threads ?? System.coreCount, logger: logger)
         configuration.statsInterval = self.statsInterval.duration == .zero ? nil : self.statsInterval.duration
         configuration.shutdownGrace = self.shutdownGrace.duration
         configuration.backlog = self.backlog

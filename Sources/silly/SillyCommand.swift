@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLuaShim
 import Dispatch
 import NIOCore
 import NIOPosix
@@ -21,8 +22,9 @@ struct SillyCommand: ParsableCommand {
         discussion: """
             The script runs until nothing is left to do: no listener open, no task alive or \
             sleeping, no timer pending. SIGINT or SIGTERM closes the listeners and connections \
-            and ends it (status 0); a script still busy 3 s later, or a second signal, ends at \
-            once with status 128 + the signal's number.
+            and ends it (status 0); a second signal ends it at once. A script too busy in Lua to \
+            let that happen is ended 8 s after the signal, or 1 s after a second one, with status \
+            128 + the signal's number.
             """,
         version: "silly 0.1.0 (Lua 5.4, SwiftNIO)"
     )
@@ -41,35 +43,39 @@ struct SillyCommand: ParsableCommand {
         let exitCode = loop.makePromise(of: Int32.self)
         let script = self.script
         let arguments = self.arguments
-        let started = loop.submit { () throws(ScriptError) -> NIOLoopBound<LuaRuntime> in
-            let runtime = LuaRuntime(eventLoop: loop, exitCode: exitCode)
-            try runtime.start(script: script, arguments: arguments)
-            return NIOLoopBound(runtime, eventLoop: loop)
-        }
-        let runtime: NIOLoopBound<LuaRuntime>
-        do {
-            runtime = try started.wait()
-        } catch {
-            StandardError.write("silly: \(error)\n")
-            Glibc.exit(1)
-        }
+        // The signals are handled before the script starts: one busy from its first line is
+        // still stopped (by the fallback below).
+        let runtime = NIOLoopBoundBox.makeEmptyBox(valueType: LuaRuntime.self, eventLoop: loop)
         let signalQueue = DispatchQueue(label: "silly.signals")
         let received = SignalCount()
         let signals = [SIGINT, SIGTERM].map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: signalQueue)
             source.setEventHandler {
-                loop.execute { runtime.value.terminate() }
+                loop.execute { runtime.value?.terminate() }
                 // A script busy in Lua (a loop that never waits, a blocking call) keeps the loop
-                // from running that: end the process anyway once the graceful end (2 s) is
-                // overdue, or soon after a second signal, as the shell's 128 + signal.
+                // from running that: end the process anyway once the graceful end (2 s, and up
+                // to 5 s to send what was written) is overdue, or soon after a second signal.
                 received.value += 1
-                signalQueue.asyncAfter(deadline: .now() + (received.value == 1 ? 3 : 1)) {
+                signalQueue.asyncAfter(deadline: .now() + (received.value == 1 ? 8 : 1)) {
+                    silly_flush_stdout_if_free()
                     Glibc._exit(128 + number)
                 }
             }
             source.resume()
             return source
+        }
+        let started = loop.submit { () throws(ScriptError) -> Bool in
+            let created = LuaRuntime(eventLoop: loop, exitCode: exitCode)
+            runtime.value = created
+            try created.start(script: script, arguments: arguments)
+            return true
+        }
+        do {
+            _ = try started.wait()
+        } catch {
+            StandardError.write("silly: \(error)\n")
+            Glibc.exit(1)
         }
         let code = (try? exitCode.futureResult.wait()) ?? 1
         withExtendedLifetime(signals) {}

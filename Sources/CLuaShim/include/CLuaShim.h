@@ -42,4 +42,8 @@ int silly_pushtostring(lua_State *L, int index);
 /// error (`lua_resetthread`, named `lua_closethread` from Lua 5.4.6), as `coroutine.close` would.
 int silly_closethread(lua_State *co);
 
+/// Flushes what the script wrote to stdout, unless another thread holds the stream (a write
+/// blocked on a full pipe): for the runtime's last-resort exit, which must not wait for it.
+void silly_flush_stdout_if_free(void);
+
 #endif

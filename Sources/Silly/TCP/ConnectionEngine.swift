@@ -405,11 +405,14 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     }
 
     /// Closes the connection from this side. A waiting read fails with ``SillyError/activeClosed``.
-    /// Bytes already written are sent first; while the peer may still be sending, the write side
-    /// is shut down (a FIN) and what arrives is read and dropped until the peer ends too. All of
-    /// that takes at most `options.closeLinger`.
-    func close() {
-        guard !self.closedLocally else { return }
+    /// Bytes already written are sent first (for at most `options.closeLinger`); while the peer
+    /// may still be sending, the write side is then shut down (a FIN) and what arrives is read
+    /// and dropped until the peer ends too, for at most ``peerEndPatience`` once nothing is left
+    /// to send. Returns a future that completes when what was written has been handed to the
+    /// kernel (or could not be): the channel may stay open a moment longer, for the peer's end.
+    @discardableResult
+    func close() -> EventLoopFuture<Void> {
+        guard !self.closedLocally else { return self.channel.closeFuture }
         self.closedLocally = true
         // Nobody reads any more: what arrives until the socket closes is dropped (`channelRead`),
         // and the socket is read again if the receive limit or `stopReading()` had paused it.
@@ -417,40 +420,74 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
         self.resumeReadingIfHeldBack()
         self.serveWaitingRead()
         self.resumeWritabilityWaiters(with: .failure(.activeClosed))
-        guard !self.channelClosed, let context = self.context else { return }
+        guard !self.channelClosed, let context = self.context else { return self.channel.closeFuture }
         self.flush()
-        if self.inputEnded && self.unsentBytes == 0 {
+        let unsent = self.unsentBytes
+        if self.inputEnded && unsent == 0 {
             context.close(promise: nil)
-            return
+            return self.channel.closeFuture
         }
-        let deadline = context.eventLoop.assumeIsolated().scheduleTask(in: self.limits.closeLinger) {
+        // One deadline for all of what follows; a peer that only has to send its FIN gets less.
+        let patience = unsent > 0 ? self.limits.closeLinger : min(self.limits.closeLinger, Self.peerEndPatience)
+        let deadline = context.eventLoop.assumeIsolated().scheduleTask(in: patience) {
             context.close(promise: nil)
         }
         self.channel.closeFuture.assumeIsolated().whenComplete { _ in deadline.cancel() }
         if self.inputEnded {
-            self.closeWhenSent(context)
-        } else if !self.outputShutDown {
-            // Closed with the peer's bytes unread, the socket would answer them with a reset,
-            // which can destroy what was sent to the peer before it reads it ("Server is full",
-            // "Goodbye!"). So: a FIN after the last byte, then read until the peer's FIN, which
-            // makes SwiftNIO close the channel (or, if it comes while bytes still drain, the
-            // output's close completing does).
-            self.outputShutDown = true
-            let outputClosed = context.eventLoop.makePromise(of: Void.self)
-            context.close(mode: .output, promise: outputClosed)
-            outputClosed.futureResult.assumeIsolated().whenComplete { _ in
-                if self.inputEnded { context.close(promise: nil) }
-            }
+            return self.closeWhenSent(context)
         }
-        // (Output shut down by `shutdownOutput()` already: the peer's FIN closes the channel.)
+        if self.outputShutDown {
+            // By `shutdownOutput()`: the FIN is on its way, and the peer's closes the channel.
+            return unsent == 0 ? context.eventLoop.makeSucceededVoidFuture() : self.channel.closeFuture
+        }
+        // Closed with the peer's bytes unread, the socket would answer them with a reset, which
+        // can destroy what was sent to the peer before it reads it ("Server is full",
+        // "Goodbye!"). So: a FIN after the last byte, then read until the peer's FIN, which makes
+        // SwiftNIO close the channel (or, if it comes while bytes still drain, the end of the
+        // output's close does).
+        self.outputShutDown = true
+        guard self.limits.unflushedOutsideChannel && unsent > 0 else {
+            return self.closeOutput(context)
+        }
+        // TLS: NIOSSLHandler, its output closed, makes a close_notify from the peer a full close
+        // that drops the bytes still queued. So the FIN's close_notify goes once they are sent.
+        let sent = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(self.wrapOutboundOut(ByteBuffer()), promise: sent)
+        // (A failed write closed the channel: nothing more to do.)
+        return sent.futureResult.assumeIsolated().flatMap { _ in
+            self.inputEnded ? self.closeNow(context) : self.closeOutput(context)
+        }.nonisolated()
     }
 
-    /// Closes the channel once the bytes written so far have been handed to the kernel.
-    private func closeWhenSent(_ context: ChannelHandlerContext) {
+    /// How long `close()` waits for a peer that may still be sending to end its side, once
+    /// nothing is left to send. A peer that answers the FIN does so at once; meanwhile the
+    /// connection holds its descriptor, so the wait is short.
+    static let peerEndPatience = TimeAmount.seconds(1)
+
+    /// Shuts the write side down after the bytes queued; then the peer's end closes the channel.
+    private func closeOutput(_ context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+        let outputClosed = context.eventLoop.makePromise(of: Void.self)
+        context.close(mode: .output, promise: outputClosed)
+        outputClosed.futureResult.assumeIsolated().whenComplete { _ in
+            if self.inputEnded { context.close(promise: nil) }
+        }
+        return outputClosed.futureResult
+    }
+
+    private func closeNow(_ context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+        context.close(promise: nil)
+        return self.channel.closeFuture
+    }
+
+    /// Closes the channel once the bytes written so far have been handed to the kernel; the
+    /// future completes then.
+    @discardableResult
+    private func closeWhenSent(_ context: ChannelHandlerContext) -> EventLoopFuture<Void> {
         // Written bytes complete in order: when this empty write completes, all before it went out.
         let sent = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(self.wrapOutboundOut(ByteBuffer()), promise: sent)
         sent.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        return sent.futureResult
     }
 
     // MARK: ChannelHandler

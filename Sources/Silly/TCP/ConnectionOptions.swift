@@ -13,8 +13,8 @@ public struct ConnectionOptions: Sendable {
     /// ``TCPConnection/waitUntilWritable(timeout:)`` waits while more than `high` bytes are unsent, until
     /// fewer than `low` are (SwiftNIO's write-buffer water marks).
     public var writeWatermarks: ClosedRange<Int> = (32 * 1024)...(64 * 1024)
-    /// How long `close()` lets unsent bytes drain, and waits for a peer still sending to end its
-    /// side, before it closes anyway.
+    /// How long `close()` lets unsent bytes drain (and then waits for a peer still sending to
+    /// end its side) before it closes anyway. With nothing to drain, the wait is at most 1 s.
     public var closeLinger: Duration = .seconds(5)
 
     /// The defaults: 64 KiB lines, no receive limit, a 4 MiB send queue.

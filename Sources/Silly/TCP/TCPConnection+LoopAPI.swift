@@ -51,8 +51,11 @@ extension TCPConnection {
         try self.engine.write(buffer)
     }
 
-    /// Closes the connection, as ``TCPConnection/close()`` does.
-    public func closeOnLoop() {
+    /// Closes the connection, as ``TCPConnection/close()`` does. The future completes once what
+    /// was written has been handed to the kernel (or could not be); the connection may stay open
+    /// a moment longer, for the peer to end its side (``closeFuture``).
+    @discardableResult
+    public func closeOnLoop() -> EventLoopFuture<Void> {
         self.engine.close()
     }
 

@@ -255,12 +255,13 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
     }
 
     /// Closes the connection. A read waiting in another task fails with ``SillyError/activeClosed``;
-    /// bytes already written are still sent. While the peer may still be sending, the write side is
-    /// shut down first and its bytes are read and dropped until it closes too, so that it sees a clean
-    /// end rather than a reset (at most ``ConnectionOptions/closeLinger``). Returns at once; closing
-    /// twice does nothing.
+    /// bytes already written are still sent (for at most ``ConnectionOptions/closeLinger``). While
+    /// the peer may still be sending, the write side is shut down after them and the peer's bytes
+    /// are read and dropped until it closes too (for at most a second once nothing is left to
+    /// send), so that it sees a clean end rather than a reset. Returns at once; closing twice
+    /// does nothing.
     public func close() async {
-        await self.onLoop { $0.close() }
+        await self.onLoop { _ = $0.close() }
     }
 
     /// Runs `body` with the engine on the connection's loop, hopping there if needed.

@@ -45,7 +45,8 @@ enum TCPModule {
         // As in the C Silly, `listen` returns bound (or raises) without yielding: it works where a
         // script cannot wait (a `require`d module's body), and a task forked before it cannot
         // connect too early. The socket is bound on the core's acceptor thread, which never
-        // waits for this loop: blocking here for those few system calls cannot deadlock.
+        // waits for this loop: blocking here cannot deadlock. It lasts a few system calls (up
+        // to 200 ms while that thread backs off from a process out of descriptors).
         switch Self.waitBlocking(for: bound) {
         case .success(let listener):
             runtime.listening(listener, accept: accept).push(on: stack)
