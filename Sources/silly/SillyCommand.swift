@@ -48,6 +48,7 @@ struct SillyCommand: ParsableCommand {
         let runtime = NIOLoopBoundBox.makeEmptyBox(valueType: LuaRuntime.self, eventLoop: loop)
         let signalQueue = DispatchQueue(label: "silly.signals")
         let received = SignalCount()
+        let registered = DispatchSemaphore(value: 0)
         let signals = [SIGINT, SIGTERM].map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: signalQueue)
@@ -62,9 +63,13 @@ struct SillyCommand: ParsableCommand {
                     Glibc._exit(128 + number)
                 }
             }
+            source.setRegistrationHandler { registered.signal() }
             source.resume()
             return source
         }
+        // Dispatch registers the sources on a thread of its own: until it has, a signal would be
+        // lost (the disposition is already SIG_IGN).
+        for _ in signals { registered.wait() }
         let started = loop.submit { () throws(ScriptError) -> Bool in
             let created = LuaRuntime(eventLoop: loop, exitCode: exitCode)
             runtime.value = created

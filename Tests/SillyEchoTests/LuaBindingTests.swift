@@ -275,8 +275,8 @@ struct LuaBindingTests {
         #expect(server.log.contains("Read error:\tactive closed\n"))
     }
 
-    // (The 8 s after a single signal would cost this suite 8 s of a core: the two-signal path
-    // runs the same fallback, sooner.)
+    // (One signal ends such a script 8 s later: the same fallback, which this suite cannot
+    // afford to wait for.)
     @Test("a script busy in Lua (a loop that never waits) still ends on a second SIGINT or SIGTERM, with status 128 + signal",
           arguments: [(SIGINT, 2, "spinning"), (SIGTERM, 2, "spinning from the start")])
     func terminateBusyScript(signal: Int32, count: Int, busy: String) async throws {

@@ -94,7 +94,7 @@ struct LuaExamplesTests {
     func telnet() async throws {
         let server = try Lua.run(Lua.example("step2-echo.lua"), ["127.0.0.1:0"])
         let port = String(try await server.address().split(separator: ":").last!)
-        let result = try OutsideClientTests.tutorialTelnetSession(port: port)
+        let result = try await OutsideClientTests.tutorialTelnetSession(port: port)
         #expect(result.status == 0, "expect output: \(result.output)")
         #expect(await server.waitForLog("Read error:\tsocket closed"))
         #expect(await server.stop() == 0)

@@ -87,7 +87,7 @@ struct LuaSeedTests {
     func telnet() async throws {
         let server = try await Seed.run(try Seed.code(92, 159, cutting: "Save the code as echo-server.lua."), name: "echo-server")
         await (try Seed.connect()).close()
-        let result = try OutsideClientTests.tutorialTelnetSession(port: "9999")
+        let result = try await OutsideClientTests.tutorialTelnetSession(port: "9999")
         #expect(result.status == 0, "expect output: \(result.output)")
         #expect(await server.stop() == 0)
     }

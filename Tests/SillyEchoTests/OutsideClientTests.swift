@@ -12,7 +12,7 @@ struct OutsideClientTests {
     func netcatHalfClose() async throws {
         let server = try ServerProcess([])
         let port = String(try await server.address().split(separator: ":").last!)
-        let result = try OutsideClient.run("nc", ["-N", "-w", "10", "127.0.0.1", port], input: "a\nb\nc")
+        let result = try await OutsideClient.run("nc", ["-N", "-w", "10", "127.0.0.1", port], input: "a\nb\nc")
         #expect(result.output == "a\nb\nc")
         #expect(await server.waitForLog("received 5 bytes, sent 5 bytes, messages 3"))
         #expect(await server.stop() == 0)
@@ -24,7 +24,7 @@ struct OutsideClientTests {
         let server = try ServerProcess([])
         let address = try await server.address()
         let input = (1...500).map { "line \($0) \(CryptoUtils.randomKey(20))\n" }.joined()
-        let result = try OutsideClient.run("socat", ["-t", "5", "-", "TCP:\(address)"], input: input)
+        let result = try await OutsideClient.run("socat", ["-t", "5", "-", "TCP:\(address)"], input: input)
         #expect(result.output == input)
         #expect(await server.stop() == 0)
     }
@@ -35,7 +35,7 @@ struct OutsideClientTests {
         let server = try ServerProcess(["--mode", "raw"])
         let address = try await server.address()
         let input = String(decoding: (0..<4000).map { UInt8(truncatingIfNeeded: $0 % 127 + 1) }, as: UTF8.self)
-        let result = try OutsideClient.run("socat", ["-t", "5", "-", "TCP:\(address)"], input: input)
+        let result = try await OutsideClient.run("socat", ["-t", "5", "-", "TCP:\(address)"], input: input)
         #expect(result.output == input)
         #expect(await server.stop() == 0)
     }
@@ -45,7 +45,7 @@ struct OutsideClientTests {
     func telnetSession() async throws {
         let server = try ServerProcess([])
         let port = String(try await server.address().split(separator: ":").last!)
-        let result = try Self.tutorialTelnetSession(port: port)
+        let result = try await Self.tutorialTelnetSession(port: port)
         #expect(result.status == 0, "expect output: \(result.output)")
         #expect(await server.waitForLog("messages 2; connections: 0"))
         #expect(await server.stop() == 0)
@@ -53,7 +53,7 @@ struct OutsideClientTests {
 
     /// The tutorial's telnet session through the real telnet under expect: connect, type two
     /// lines and see each echoed, quit. Status 0 if all of it was seen.
-    static func tutorialTelnetSession(port: String) throws -> (output: String, status: Int32) {
+    static func tutorialTelnetSession(port: String) async throws -> (output: String, status: Int32) {
         let script = Self.expectPrelude + #"""
             spawn telnet 127.0.0.1 \#(port)
             want {Trying 127.0.0.1\.\.\.}
@@ -69,7 +69,7 @@ struct OutsideClientTests {
             expect eof
             exit 0
             """#
-        return try OutsideClient.run("expect", ["-c", script + "\n"])
+        return try await OutsideClient.run("expect", ["-c", script + "\n"])
     }
 
     /// `want PATTERN`: wait for a regular expression, and fail the script (exit 1) if it does not come.
@@ -103,7 +103,7 @@ struct OutsideClientTests {
             expect eof
             exit 0
             """#
-        let result = try OutsideClient.run("expect", ["-c", script + "\n"])
+        let result = try await OutsideClient.run("expect", ["-c", script + "\n"])
         #expect(result.status == 0, "expect output: \(result.output)")
         #expect(await server.waitForLog("(client quit)"))
         #expect(await server.stop() == 0)

@@ -170,7 +170,7 @@ struct TLSServiceTests {
         let server = try ServerProcess(["--mode", "command", "--tls-cert", certificate.certificateFile, "--tls-key", certificate.privateKeyFile])
         let address = try await server.address()
         // -quiet keeps s_client reading until the server closes (after `quit`).
-        let (output, status) = try OutsideClient.run(
+        let (output, status) = try await OutsideClient.run(
             "openssl",
             ["s_client", "-connect", address, "-quiet", "-verify_return_error", "-CAfile", certificate.certificateFile],
             input: "hello over TLS\nquit\n")

@@ -123,13 +123,23 @@ enum OutsideClient {
     }
 
     /// Runs `name` with `arguments`, `input` on its standard input; returns its standard output.
-    static func run(_ name: String, _ arguments: [String], input: String = "") throws -> (output: String, status: Int32) {
+    /// It waits on a thread of its own: blocked on the concurrency pool's few threads (one per
+    /// core), a client that takes seconds would stall every other test meanwhile.
+    static func run(_ name: String, _ arguments: [String], input: String = "") async throws -> (output: String, status: Int32) {
         let path = try #require(Self.path(name), "\(name) is not installed (apt-get install it, or run Scripts/test)")
-        let process = try ChildProcess(path, arguments, input: .pipe, output: .pipe)
-        process.standardInput!.write(Data(input.utf8))
-        try process.standardInput!.close()
-        let output = process.standardOutput!.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (String(decoding: output, as: UTF8.self), process.terminationStatus)
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                do {
+                    let process = try ChildProcess(path, arguments, input: .pipe, output: .pipe)
+                    process.standardInput!.write(Data(input.utf8))
+                    try process.standardInput!.close()
+                    let output = process.standardOutput!.readDataToEndOfFile()
+                    process.waitUntilExit()
+                    continuation.resume(returning: (String(decoding: output, as: UTF8.self), process.terminationStatus))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
     }
 }
