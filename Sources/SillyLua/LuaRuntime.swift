@@ -291,10 +291,7 @@ public final class LuaRuntime {
     private func closeVariables(of task: LuaTask) {
         let thread = task.thread
         let stack = LuaStack(self.state)
-        lua_checkstack(thread, 2)
-        lua_checkstack(self.state, 4)
-        lua_pushvalue(thread, -1)
-        lua_xmove(thread, self.state, 1)  // the task's error, to tell a new one from it
+        self.copyError(of: task)  // to tell a new one from it
         defer { stack.pop() }
         guard silly_closethread(thread) != LUA_OK else { return }
         // The error after closing: the task's, or one a closing method raised.
@@ -305,15 +302,20 @@ public final class LuaRuntime {
         }
     }
 
-    /// Prints a task's error with its traceback, as `lua` does; the other tasks go on.
-    private func report(_ task: LuaTask) {
-        let stack = LuaStack(self.state)
-        // Described on the main state (a coroutine that died with an error can run nothing
-        // more), from a copy: the error stays on the task's stack.
+    /// Pushes a copy of the error a task ended with onto the main state, where it can be
+    /// described (a coroutine that died with an error can run nothing more); the error stays
+    /// on the task's stack.
+    private func copyError(of task: LuaTask) {
         lua_checkstack(task.thread, 2)
         lua_checkstack(self.state, 4)
         lua_pushvalue(task.thread, -1)
         lua_xmove(task.thread, self.state, 1)
+    }
+
+    /// Prints a task's error with its traceback, as `lua` does; the other tasks go on.
+    private func report(_ task: LuaTask) {
+        let stack = LuaStack(self.state)
+        self.copyError(of: task)
         let message = stack.describe(at: -1)
         stack.pop()
         silly_traceback(self.state, task.thread, message)
@@ -374,8 +376,7 @@ public final class LuaRuntime {
 
     private func listenerClosed(_ listener: LuaListener) {
         guard self.listeners.removeValue(forKey: ObjectIdentifier(listener)) != nil else { return }
-        listener.accept.isReleased = true
-        LuaStack(self.state).release(listener.accept.reference)
+        listener.accept.release(on: LuaStack(self.state))
         self.exitIfIdle()
     }
 

@@ -52,8 +52,7 @@ enum TCPModule {
             runtime.listening(listener, accept: accept).push(on: stack)
             return 1
         case .failure(let error):
-            accept.isReleased = true
-            stack.release(accept.reference)
+            accept.release(on: stack)
             stack.push(error.description)
             return SILLY_HOST_ERROR
         }
@@ -127,10 +126,17 @@ extension SillyError {
 final class AcceptFunction {
     let reference: Int32
     /// Released with its listener: accepts still on their way are closed.
-    var isReleased = false
+    private(set) var isReleased = false
 
     init(_ reference: Int32) {
         self.reference = reference
+    }
+
+    /// Drops the function's anchor, once: its listener is closed, or never opened.
+    func release(on stack: LuaStack) {
+        guard !self.isReleased else { return }
+        self.isReleased = true
+        stack.release(self.reference)
     }
 }
 
