@@ -43,7 +43,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
     @Option(help: "Longest line in bytes; a longer one is logged and its connection closed.")
     var maxLine = 64 * 1024
 
-    @Option(help: "Most open connections; a client beyond them is told the server is full and closed. (default: 10000, or less if the open-file limit allows fewer)")
+    @Option(help: "Most open connections; a client beyond them is told the server is full and closed. (default: \(EchoConfiguration().maxConnections), or less if the open-file limit allows fewer)")
     var maxConnections: Int?
 
     @Option(help: "Log the server's totals this often (e.g. 10s); 0: only at shutdown.")
@@ -111,13 +111,13 @@ struct SillyEchoCommand: AsyncParsableCommand {
         }
     }
 
-    /// `--max-connections`, or by default 10,000 lowered to what the open-file limit allows with
+    /// `--max-connections`, or by default the configuration's (10,000) lowered to what the open-file limit allows with
     /// some descriptors kept for the server itself (and for connections still closing, which
     /// hold theirs for up to a second while the peer ends its side): past that, accepting fails outright and a
     /// client waits in the kernel's queue instead of being told the server is full. (A limit
     /// given explicitly is kept, with a warning.)
     static func connectionLimit(_ requested: Int?, openFiles: UInt64, threads: Int, logger: Logger) -> Int {
-        let limit = requested ?? 10_000
+        let limit = requested ?? EchoConfiguration().maxConnections
         // 64, and 3 for each event loop (its epoll, wakeup and timer descriptors).
         let reserved = min(64 + 3 * UInt64(max(threads, 1)), openFiles / 2)
         let allowed = max(1, Int(clamping: openFiles - reserved))
@@ -127,7 +127,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
             logger.warning("--max-connections \(limit) is more than \(files): past \(allowed), clients wait unaccepted")
             return limit
         }
-        logger.warning("10000 connections (the default --max-connections) are more than \(files): using \(allowed)")
+        logger.warning("\(limit) connections (the default --max-connections) are more than \(files): using \(allowed)")
         return allowed
     }
 

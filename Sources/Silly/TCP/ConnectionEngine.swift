@@ -455,7 +455,9 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
         context.writeAndFlush(self.wrapOutboundOut(ByteBuffer()), promise: sent)
         // (A failed write closed the channel: nothing more to do.)
         return sent.futureResult.assumeIsolated().flatMap { _ in
-            self.inputEnded ? self.closeNow(context) : self.closeOutput(context)
+            guard self.inputEnded else { return self.closeOutput(context) }
+            context.close(promise: nil)
+            return self.channel.closeFuture
         }.nonisolated()
     }
 
@@ -472,11 +474,6 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
             if self.inputEnded { context.close(promise: nil) }
         }
         return outputClosed.futureResult
-    }
-
-    private func closeNow(_ context: ChannelHandlerContext) -> EventLoopFuture<Void> {
-        context.close(promise: nil)
-        return self.channel.closeFuture
     }
 
     /// Closes the channel once the bytes written so far have been handed to the kernel; the
