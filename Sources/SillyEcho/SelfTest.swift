@@ -71,9 +71,21 @@ public struct SelfTest: Sendable {
 
 /// The tutorial's separate client: connect, send one line, print its echo.
 public enum EchoClient {
+    /// How the client failed: it could not connect, or, connected, the exchange failed (what it
+    /// already said as "Receive failed: …", as the tutorial's client prints it).
+    public enum Failure: Error {
+        case connect(SillyError)
+        case exchange(SillyError)
+    }
+
     /// Sends `message` and a newline to `address`; returns the echoed line (without its newline).
-    public static func run(address: String, message: String, say: @Sendable (String) -> Void) async throws(SillyError) -> String {
-        let conn = try await TCP.connect(address)
+    public static func run(address: String, message: String, say: @Sendable (String) -> Void) async throws(Failure) -> String {
+        let conn: TCPConnection
+        do {
+            conn = try await TCP.connect(address)
+        } catch {
+            throw .connect(error)
+        }
         say("Connected to server: \(conn.remoteAddress?.description ?? address)")
         do {
             try await conn.write(message + "\n")
@@ -84,7 +96,7 @@ public enum EchoClient {
         } catch {
             say("Receive failed: \(error)")
             await conn.close()
-            throw error
+            throw .exchange(error)
         }
     }
 }

@@ -340,15 +340,18 @@ public final class LuaRuntime {
         }
     }
 
-    func close(_ connection: LuaConnection) {
+    /// Returns whether the connection was still open.
+    @discardableResult
+    func close(_ connection: LuaConnection) -> Bool {
         let id = ObjectIdentifier(connection)
-        guard self.connections.removeValue(forKey: id) != nil else { return }
+        guard self.connections.removeValue(forKey: id) != nil else { return false }
         // Until what was written to it is sent, the process waits for it at exit.
         let sent = connection.connection.closeOnLoop()
         let key = self.nextSendingKey
         self.nextSendingKey += 1
         self.sending[key] = sent
         sent.assumeIsolated().whenComplete { _ in self.sending[key] = nil }
+        return true
     }
 
     /// A listener accepted `connection`: its handler runs in a task of its own.

@@ -40,7 +40,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
     @Option(help: "Close a connection idle this long (e.g. 300s, 5m, 500ms); 0 disables.")
     var idleTimeout: DurationArgument = DurationArgument(.seconds(300))
 
-    @Option(help: "Longest line in bytes; a longer one is logged and its connection closed.")
+    @Option(help: "Longest line in bytes (line and command modes: raw mode has no lines); a longer one is logged and its connection closed.")
     var maxLine = 64 * 1024
 
     @Option(help: "Most open connections; a client beyond them is told the server is full and closed. (default: \(EchoConfiguration().maxConnections), or less if the open-file limit allows fewer)")
@@ -246,9 +246,11 @@ struct ClientCommand: AsyncParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         do {
             _ = try await EchoClient.run(address: self.address, message: self.message) { print($0) }
-        } catch {
+        } catch .connect(let error) {
             printError("silly-echo client: \(error)")
             throw ExitCode.failure
+        } catch .exchange {
+            throw ExitCode.failure  // said already, on the tutorial's "Receive failed" line
         }
     }
 }

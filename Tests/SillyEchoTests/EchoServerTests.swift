@@ -367,4 +367,17 @@ struct EchoServerTests {
         #expect(status != nil && status != 0)
         #expect(client.errorLog.contains("connection refused: \(address)"))
     }
+
+    @Test("the client against a server that closes without answering: one 'Receive failed' line, non-zero status")
+    func clientUnanswered() async throws {
+        let mute = try await TCP.listen("127.0.0.1:0") { conn in
+            _ = try? await conn.read(until: "\n")
+        }
+        let client = try ServerProcess(["client", "127.0.0.1:\(mute.port)"], addPort: false)
+        let status = await client.exitStatus()
+        await mute.close()
+        #expect(status != nil && status != 0)
+        #expect(client.log.components(separatedBy: "Receive failed: socket closed").count == 2, "\(client.log)")
+        #expect(client.errorLog.isEmpty, "\(client.errorLog)")
+    }
 }

@@ -128,7 +128,8 @@ struct LuaBindingTests {
                 conn:write({ "slept", " ", "ok\\n" })
                 local line, rerr = conn:read("\\n", 200)
                 conn:write("timeout=" .. tostring(line) .. "," .. tostring(rerr) .. "\\n")
-                conn:close()
+                print("close:", conn:close())
+                print("close again:", conn:close())
                 print("write after close:", conn:write("late"))
                 print("read after close:", conn:read("\\n"))
                 print("alive after close:", conn:isalive())
@@ -142,6 +143,8 @@ struct LuaBindingTests {
         #expect(try await client.line() == "slept ok\n")
         #expect(try await client.line() == "timeout=nil,read timed out\n")
         await #expect(throws: SillyError.endOfStream) { try await client.read(until: "\n", timeout: patience) }
+        #expect(await server.waitForLog("close:\ttrue\n"))
+        #expect(await server.waitForLog("close again:\tfalse\tactive closed\n"))
         #expect(await server.waitForLog("write after close:\tfalse\tactive closed\n"))
         #expect(await server.waitForLog("read after close:\tnil\tactive closed\n"))
         #expect(await server.waitForLog("alive after close:\tfalse\n"))

@@ -158,10 +158,17 @@ final class LuaConnection: TCPReadHandler {
         return 1
     }
 
-    /// `conn:close()`: a read waiting in another task returns `nil, "active closed"`.
+    /// `conn:close()`: `true`, as in Silly; a read waiting in another task returns
+    /// `nil, "active closed"`. Closed already (here, or by the runtime when its handler ended):
+    /// `false, "active closed"`, what a write would answer.
     private func close(_ stack: LuaStack) -> Int32 {
-        self.runtime.close(self)
-        return 0
+        guard self.runtime.close(self) else {
+            stack.push(false)
+            stack.push(SillyError.activeClosed.description)
+            return 2
+        }
+        stack.push(true)
+        return 1
     }
 
     /// `conn:limit(bytes)`: stop reading from the socket while this many bytes wait unread, and
