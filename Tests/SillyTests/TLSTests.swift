@@ -93,6 +93,45 @@ struct TLSTests {
         await listener.close()
     }
 
+    @Test("close() with a large reply queued: the peer's close_notify, arriving meanwhile, loses none of it")
+    func closeWithReplyQueued() async throws {
+        var options = ConnectionOptions()
+        options.sendQueueLimit = 64 * 1024 * 1024
+        options.closeLinger = .seconds(60)  // a loaded machine may take more than 5 s to drain it
+        let reply = 16 * 1024 * 1024  // more than the kernel's buffers take: most of it stays queued
+        let listener = try await TCP.listen("127.0.0.1:0", tls: self.serverTLS, options: options) { conn in
+            _ = try await conn.read(until: "\n")
+            try await conn.write(ByteBuffer(repeating: UInt8(ascii: "r"), count: reply))
+            // The handler returns: the framework closes, the peer still open, the reply queued.
+        }
+        let client = try await TCP.connect("127.0.0.1:\(listener.port)", tls: try .client(verifyCertificate: false))
+        try await client.write("go\n")
+        var received = try await client.read(count: 1, timeout: patience).readableBytes
+        // The reply is under way: now this side ends its stream (its close_notify) while the
+        // server still has most of the reply to send.
+        await client.shutdownOutput()
+        received += try await client.readToEnd().readableBytes
+        #expect(received == reply)
+        await client.close()
+        await listener.close()
+    }
+
+    @Test("a handler that returns with the peer's bytes unread: its last reply still arrives, then a clean end")
+    func closeWhilePeerSends() async throws {
+        var options = ConnectionOptions()
+        options.receiveLimit = 1024  // reading pauses: most of the client's bytes wait in the socket
+        let listener = try await TCP.listen("127.0.0.1:0", tls: self.serverTLS, options: options) { conn in
+            _ = try await conn.read(count: 1)
+            try await conn.write("Goodbye!\n")
+            // The handler returns without reading the rest: the framework closes with bytes unread.
+        }
+        let client = try await TCP.connect("127.0.0.1:\(listener.port)", tls: try .client(verifyCertificate: false))
+        try await client.write(ByteBuffer(repeating: UInt8(ascii: "u"), count: 256 * 1024))
+        #expect(String(buffer: try await client.readToEnd()) == "Goodbye!\n")
+        await client.close()
+        await listener.close()
+    }
+
     @Test("PROXY protocol and TLS on one listener: the header first, then the handshake")
     func proxyThenTLS() async throws {
         let peers = Mailbox<Endpoint?>()

@@ -135,6 +135,7 @@ public enum TCP {
                     let engine = try Self.attachEngine(to: channel, limits: limits)
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(tls.serverHandler(), position: .first)
+                        try channel.pipeline.syncOperations.addHandler(CloseAfterPendingWrites(patience: limits.closeLinger), position: .first)
                     }
                     guard let proxyProtocol else {
                         // `accept` runs before the channel is registered and active: writes it
@@ -186,9 +187,11 @@ public enum TCP {
             .channelOption(.recvAllocator, value: Self.receiveAllocator)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try Self.attachEngine(to: channel, limits: ConnectionLimits(options, tls: tls != nil))
+                    let limits = ConnectionLimits(options, tls: tls != nil)
+                    try Self.attachEngine(to: channel, limits: limits)
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(tls.clientHandler(host: host), position: .first)
+                        try channel.pipeline.syncOperations.addHandler(CloseAfterPendingWrites(patience: limits.closeLinger), position: .first)
                     }
                 }
             }

@@ -1,0 +1,42 @@
+import NIOCore
+
+/// Sits between the socket and the TLS handler: a full close waits (for at most `patience`) until
+/// the bytes queued before it — the TLS handler's close_notify above all — are handed to the kernel.
+///
+/// When the peer's close_notify has already arrived, NIOSSLHandler closes the channel straight
+/// after writing its own; if the socket's send buffer is full at that moment (a large reply just
+/// went out), SwiftNIO's close drops the unsent close_notify, and the peer, though every byte of
+/// data reached it, sees a TCP end without one: `uncleanShutdown`, the sign of a truncated stream.
+final class CloseAfterPendingWrites: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = NIOAny
+
+    private let patience: TimeAmount
+    private var closeDeferred = false
+
+    init(patience: TimeAmount) {
+        self.patience = patience
+    }
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        let unsent = (try? context.channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
+        guard mode == .all, !self.closeDeferred, unsent > 0 else {
+            context.close(mode: mode, promise: promise)
+            return
+        }
+        self.closeDeferred = true
+        var closed = false
+        let closeOnce = {
+            guard !closed else { return }
+            closed = true
+            context.close(mode: .all, promise: promise)
+        }
+        let deadline = context.eventLoop.assumeIsolated().scheduleTask(in: self.patience) { closeOnce() }
+        // Written bytes complete in order: when this empty write completes, all before it went out.
+        let sent = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(NIOAny(ByteBuffer()), promise: sent)
+        sent.futureResult.assumeIsolated().whenComplete { _ in
+            deadline.cancel()
+            closeOnce()
+        }
+    }
+}
