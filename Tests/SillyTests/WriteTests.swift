@@ -327,6 +327,32 @@ struct WriteTests {
         }
     }
 
+    @Test("after close(), a peer that goes on sending and never ends its side is cut off, not waited for")
+    func closeDoesNotWaitForeverForThePeer() async throws {
+        try await withServer(accept: { conn in
+            try await conn.write("bye\n")
+            // The handler returns: the framework closes, the peer still open.
+        }) { address in
+            let client = try await TCP.connect(address)
+            #expect(try await client.line() == "bye\n")
+            await #expect(throws: SillyError.endOfStream) { try await client.read(count: 1, timeout: patience) }
+            // The server's FIN came; this side keeps sending. The server reads and drops it for a
+            // while, then closes for good, and its kernel answers the next bytes with a reset.
+            var failure: SillyError?
+            let start = ContinuousClock.now
+            while failure == nil && ContinuousClock.now - start < patience {
+                do throws(SillyError) {
+                    try await client.write("more\n")
+                } catch {
+                    failure = error
+                }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(failure != nil)
+            await client.close()
+        }
+    }
+
     @Test("shutdownOutput() after the peer's end still sends every byte written before it")
     func shutdownOutputAfterPeerEnd() async throws {
         var options = ConnectionOptions()
