@@ -126,6 +126,8 @@ struct LuaBindingTests {
                 conn:write("rest=" .. rest)
                 time.sleep(100)  -- a sleep inside accept
                 conn:write({ "slept", " ", "ok\\n" })
+                conn:write("readline=" .. conn:readline())
+                conn:write("readline crlf=" .. conn:readline("\\r\\n"))
                 local line, rerr = conn:read("\\n", 200)
                 conn:write("timeout=" .. tostring(line) .. "," .. tostring(rerr) .. "\\n")
                 print("close:", conn:close())
@@ -141,6 +143,9 @@ struct LuaBindingTests {
         #expect(try await client.line() == "three=abc\n")
         #expect(try await client.line() == "rest=def\n")
         #expect(try await client.line() == "slept ok\n")
+        try await client.write("one\nand two\r\n")
+        #expect(try await client.line() == "readline=one\n")
+        #expect(try await client.line() == "readline crlf=and two\r\n")
         #expect(try await client.line() == "timeout=nil,read timed out\n")
         await #expect(throws: SillyError.endOfStream) { try await client.read(until: "\n", timeout: patience) }
         #expect(await server.waitForLog("close:\ttrue\n"))

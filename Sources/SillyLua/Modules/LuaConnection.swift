@@ -63,6 +63,7 @@ final class LuaConnection: TCPReadHandler {
 
     static let methods: KeyValuePairs<String, silly_host_function> = [
         "read": { method($0!, "read") { $0.read($1) } },
+        "readline": { method($0!, "readline") { $0.readLine($1) } },
         "write": { method($0!, "write") { $0.write($1) } },
         "close": { method($0!, "close") { $0.close($1) } },
         "unreadbytes": { method($0!, "unreadbytes") { $1.push($0.connection.unreadBytesOnLoop); return 1 } },
@@ -119,6 +120,23 @@ final class LuaConnection: TCPReadHandler {
             stack.push(error.description)
             return 2
         }
+    }
+
+    /// `conn:readline([delimiter [, timeout-ms]])`: later Silly's name for a delimited read,
+    /// `"\n"` by default.
+    private func readLine(_ stack: LuaStack) -> Int32 {
+        switch stack.type(at: 2) {
+        case LUA_TSTRING:
+            break
+        case LUA_TNONE, LUA_TNIL:
+            lua_settop(stack.state, max(stack.top, 2))
+            stack.push("\n")
+            lua_copy(stack.state, -1, 2)
+            stack.pop()
+        default:
+            return stack.argumentError(1, "readline", "delimiter string expected")
+        }
+        return self.read(stack)
     }
 
     func readCompleted(_ result: Result<ByteBuffer, SillyError>) {
