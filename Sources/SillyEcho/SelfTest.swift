@@ -71,14 +71,18 @@ public struct SelfTest: Sendable {
 
 /// The tutorial's separate client: connect, send one line, print its echo.
 public enum EchoClient {
-    /// How the client failed: it could not connect, or, connected, the exchange failed (what it
-    /// already said as "Receive failed: …", as the tutorial's client prints it).
+    /// How the client failed: it could not connect; connected, the exchange failed (what it
+    /// already said as "Receive failed: …", as the tutorial's client prints it); or the reply
+    /// was another line.
     public enum Failure: Error {
         case connect(SillyError)
         case exchange(SillyError)
+        /// The line that came back is not the one sent (without its newline).
+        case mismatch(String)
     }
 
-    /// Sends `message` and a newline to `address`; returns the echoed line (without its newline).
+    /// Sends `message` and a newline to `address`; returns the echoed line (without its newline),
+    /// which must be `message`.
     public static func run(address: String, message: String, say: @Sendable (String) -> Void) async throws(Failure) -> String {
         let conn: TCPConnection
         do {
@@ -87,16 +91,19 @@ public enum EchoClient {
             throw .connect(error)
         }
         say("Connected to server: \(conn.remoteAddress?.description ?? address)")
+        let echo: String
         do {
             try await conn.write(message + "\n")
-            let echo = try await conn.readString(until: "\n", timeout: .seconds(10))
-            say("Received echo: \(echo.hasSuffix("\n") ? String(echo.dropLast()) : echo)")
-            await conn.close()
-            return String(echo.dropLast())
+            echo = try await conn.readString(until: "\n", timeout: .seconds(10))
         } catch {
             say("Receive failed: \(error)")
             await conn.close()
             throw .exchange(error)
         }
+        let reply = echo.hasSuffix("\n") ? String(echo.dropLast()) : echo
+        say("Received echo: \(reply)")
+        await conn.close()
+        guard reply == message else { throw .mismatch(reply) }
+        return reply
     }
 }

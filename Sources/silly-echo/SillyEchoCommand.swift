@@ -19,6 +19,10 @@ struct SillyEchoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "silly-echo",
         abstract: "The Silly tutorial's TCP echo server, with its extension exercises built in.",
+        usage: """
+            silly-echo [<options>]
+            silly-echo client [<address>] [--message <message>]
+            """,
         discussion: """
             Echoes every line a client sends (telnet 127.0.0.1 9999). Logs each connection's \
             accept and close with the number of open connections, and its traffic when it closes. \
@@ -251,6 +255,9 @@ struct ClientCommand: AsyncParsableCommand {
             throw ExitCode.failure
         } catch .exchange {
             throw ExitCode.failure  // said already, on the tutorial's "Receive failed" line
+        } catch .mismatch(let reply) {
+            printError("silly-echo client: the reply is not the line sent: \(reply.debugDescription) (a --mode command server greets first)")
+            throw ExitCode.failure
         }
     }
 }

@@ -368,6 +368,17 @@ struct EchoServerTests {
         #expect(client.errorLog.contains("connection refused: \(address)"))
     }
 
+    @Test("the client against a command-mode server: the banner is not its echo, so it fails, naming the reply")
+    func clientAgainstCommandMode() async throws {
+        let server = try ServerProcess(["--mode", "command"])
+        let client = try ServerProcess(["client", try await server.address()], addPort: false)
+        let status = await client.exitStatus()
+        #expect(status != nil && status != 0)
+        #expect(client.log.contains("Received echo: Welcome to Silly Echo Server!"))
+        #expect(client.errorLog.contains("the reply is not the line sent: \"Welcome to Silly Echo Server!\""), "\(client.errorLog)")
+        #expect(await server.stop() == 0)
+    }
+
     @Test("the client against a server that closes without answering: one 'Receive failed' line, non-zero status")
     func clientUnanswered() async throws {
         let mute = try await TCP.listen("127.0.0.1:0") { conn in

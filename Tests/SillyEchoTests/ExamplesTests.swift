@@ -35,8 +35,21 @@ struct ExamplesTests {
         let address = try await server.address()
         let stress = try ServerProcess(["stress", address], addPort: false, executable: Self.examples)
         #expect(await stress.exitStatus() == 0)
-        #expect(stress.log.contains("Completed: 10000 messages"), "output: \(stress.log)")
+        #expect(stress.log.contains("Completed: 10000 messages, 0 failures"), "output: \(stress.log)")
         #expect(await server.stop() == 0)
+    }
+
+    @Test("the stress test against a server that answers wrongly or not at all: every failed client is counted")
+    func stressTestFailures() async throws {
+        // A server that takes one line, answers another, and closes.
+        let wrong = try await TCP.listen("127.0.0.1:0") { conn in
+            _ = try await conn.read(until: "\n")
+            try await conn.write("not an echo\n")
+        }
+        let stress = try ServerProcess(["stress", "127.0.0.1:\(wrong.port)"], addPort: false, executable: Self.examples)
+        #expect(await stress.exitStatus() == 0)
+        #expect(stress.log.contains("Completed: 0 messages, 100 failures"), "output: \(stress.log)")
+        await wrong.close()
     }
 
     @Test("exercise 4's protocol example answers help and quit")
