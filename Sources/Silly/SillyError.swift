@@ -27,7 +27,7 @@ public enum SillyError: Error, Sendable, Hashable, CustomStringConvertible {
     case lineTooLong(limit: Int)
     /// A write would take the unsent bytes past the connection's send-queue limit.
     case sendQueueFull(limit: Int)
-    /// The task waiting on the connection was cancelled.
+    /// The task waiting on the connection (or in `TCP.connect`) was cancelled.
     case cancelled
     /// A second read was started while one was still waiting; a connection has one reader at a time.
     case readInProgress

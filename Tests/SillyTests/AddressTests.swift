@@ -1,3 +1,4 @@
+import NIOPosix
 import Silly
 import SillyTestSupport
 import Testing
@@ -104,5 +105,48 @@ struct AddressTests {
         }
         #expect(timedOut)
         for filler in fillers { await filler.close() }
+    }
+
+    @Test("cancelling a task waiting in connect ends it with cancelled, not at its timeout")
+    func connectCancelled() async throws {
+        let holder = RawSocket()
+        let port = try #require(holder.bindLoopback())
+        #expect(listen(holder.descriptor, 0) == 0)
+        var fillers: [TCPConnection] = []
+        while fillers.count < 8, let filler = try? await TCP.connect("127.0.0.1:\(port)", timeout: .milliseconds(300)) {
+            fillers.append(filler)
+        }
+        // The backlog is full: this connect would wait out its minute.
+        let connecting = Task { () async throws(SillyError) -> TCPConnection in
+            try await TCP.connect("127.0.0.1:\(port)", timeout: .seconds(60))
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        connecting.cancel()
+        await #expect(throws: SillyError.cancelled) { try await connecting.value }
+        for filler in fillers { await filler.close() }
+    }
+
+    @Test("connect(group:) from a task on another group's loop: the connection lives on a loop of group")
+    func connectOnGivenGroup() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let listener = try await TCP.listen("127.0.0.1:0") { conn in
+            _ = try? await conn.read(count: 1)
+        }
+        let other = EventLoopExecutor.for(MultiThreadedEventLoopGroup.singleton.next())
+        let loops = await Task(executorPreference: other) { () -> (Bool, Bool) in
+            guard let connection = try? await TCP.connect("127.0.0.1:\(listener.port)", group: group) else { return (false, false) }
+            let onGroup = connection.eventLoop === group.next()
+            let here = await Task(executorPreference: EventLoopExecutor.for(connection.eventLoop)) { () -> Bool in
+                // From a task on the group's own loop, the connection stays on that loop.
+                guard let second = try? await TCP.connect("127.0.0.1:\(listener.port)", group: group) else { return false }
+                defer { Task { await second.close() } }
+                return second.eventLoop === connection.eventLoop
+            }.value
+            await connection.close()
+            return (onGroup, here)
+        }.value
+        #expect(loops == (true, true))
+        await listener.close()
+        try await group.shutdownGracefully()
     }
 }

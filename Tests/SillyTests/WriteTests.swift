@@ -122,6 +122,26 @@ struct WriteTests {
         }
     }
 
+    @Test("a low water mark of 0 means 'until everything is sent': waitUntilWritable waits for it, and nothing traps")
+    func lowWaterMarkZero() async throws {
+        var options = ConnectionOptions()
+        options.writeWatermarks = 0...(64 * 1024)
+        let reply = 1024 * 1024
+        let results = Mailbox<String>()
+        try await withServer(options: options, accept: { conn in
+            _ = try await conn.read(until: "\n")
+            try await conn.write(ByteBuffer(repeating: UInt8(ascii: "z"), count: reply))
+            try await conn.waitUntilWritable()
+            results.send("unsent \(await conn.unsentBytes)")
+        }) { address in
+            let client = try await TCP.connect(address)
+            try await client.write("go\n")
+            #expect(try await client.read(count: reply, timeout: patience).readableBytes == reply)
+            #expect(await results.next() == "unsent 0")
+            await client.close()
+        }
+    }
+
     @Test("a write after the peer reset the connection fails as a reset, also once the channel is gone; the peer's address stays")
     func writeAfterReset() async throws {
         let results = Mailbox<String>()
@@ -374,11 +394,14 @@ struct WriteTests {
         }
     }
 
-    @Test("a receive limit stops reading from the socket while the buffer is full, and reading resumes")
-    func receiveLimit() async throws {
+    @Test("a receive limit stops reading from the socket while the buffer is full, and reading resumes; by default at 1 MiB",
+          arguments: [4096, nil])
+    func receiveLimit(setLimit: Int?) async throws {
         var options = ConnectionOptions()
-        options.receiveLimit = 4096
-        let total = 8 * 1024 * 1024
+        if let setLimit { options.receiveLimit = setLimit }
+        let limit = try #require(options.receiveLimit)
+        // More than the limit and both kernels' socket buffers take.
+        let total = setLimit == nil ? 32 * 1024 * 1024 : 8 * 1024 * 1024
         let gate = Mailbox<Void>()
         let results = Mailbox<Int>()
         let received = Mailbox<ByteBuffer>()
@@ -404,7 +427,7 @@ struct WriteTests {
             gate.send(())
             let unread = await results.next() ?? .max
             // The limit, plus at most one read cycle (4 reads of up to 64 KiB) past it.
-            #expect(unread <= 4096 + 4 * 65536)
+            #expect(unread <= limit + 4 * 65536)
             #expect(await received.next() == payload)
             await client.close()
         }

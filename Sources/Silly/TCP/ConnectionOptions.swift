@@ -6,17 +6,20 @@ public struct ConnectionOptions: Sendable {
     /// The longest line `read(until:)` searches before it fails with ``SillyError/lineTooLong(limit:)``.
     public var maxLineLength: Int = 64 * 1024
     /// Stop reading from the socket while this many bytes are buffered and no read is waiting,
-    /// so TCP flow control slows the peer (the tutorial framework's `conn:limit`). `nil`: no limit.
-    public var receiveLimit: Int? = nil
+    /// so TCP flow control slows the peer (the tutorial framework's `conn:limit`). A waiting read
+    /// always gets its bytes, whatever its size. `nil`: no limit, and a peer then fills memory
+    /// with whatever a busy handler has not read yet.
+    public var receiveLimit: Int? = 1024 * 1024
     /// A write that would take the unsent bytes past this fails with ``SillyError/sendQueueFull(limit:)``.
     public var sendQueueLimit: Int = 4 * 1024 * 1024
     /// ``TCPConnection/waitUntilWritable(timeout:)`` waits while more than `high` bytes are unsent, until
-    /// fewer than `low` are (SwiftNIO's write-buffer water marks).
+    /// fewer than `low` are (SwiftNIO's write-buffer water marks). A `low` under 1 counts as 1
+    /// (wait until everything is sent), as SwiftNIO requires.
     public var writeWatermarks: ClosedRange<Int> = (32 * 1024)...(64 * 1024)
     /// How long `close()` lets unsent bytes drain (and then waits for a peer still sending to
     /// end its side) before it closes anyway. With nothing to drain, the wait is at most 1 s.
     public var closeLinger: Duration = .seconds(5)
 
-    /// The defaults: 64 KiB lines, no receive limit, a 4 MiB send queue.
+    /// The defaults: 64 KiB lines, a 1 MiB receive limit, a 4 MiB send queue.
     public init() {}
 }

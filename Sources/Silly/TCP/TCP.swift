@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import Synchronization
 import NIOPosix
 
 #if canImport(Glibc)
@@ -72,11 +73,12 @@ public enum TCP {
     /// is given (``TLSOptions/client(trustedCertificateFile:verifyCertificate:serverName:)``).
     ///
     /// Called from a task on an event loop of `group` (an `accept` handler, a forked task), the
-    /// connection lives on that same loop, so its reads and writes need no thread hop.
+    /// connection lives on that same loop, so its reads and writes need no thread hop; otherwise
+    /// on the next loop of `group`.
     /// - Throws: ``SillyError/connectionRefused(_:)``, ``SillyError/unresolvable(_:)``,
-    ///   ``SillyError/connectTimeout(_:)``, ``SillyError/invalidAddress(_:reason:)``, or
-    ///   ``SillyError/system(errno:)``. A failed TLS handshake fails the first read or write with
-    ///   ``SillyError/tls(_:)``.
+    ///   ``SillyError/connectTimeout(_:)``, ``SillyError/invalidAddress(_:reason:)``,
+    ///   ``SillyError/system(errno:)``, or ``SillyError/cancelled`` as soon as the task is
+    ///   cancelled. A failed TLS handshake fails the first read or write with ``SillyError/tls(_:)``.
     public static func connect(
         _ address: String,
         timeout: Duration = .seconds(10),
@@ -84,8 +86,46 @@ public enum TCP {
         options: ConnectionOptions = ConnectionOptions(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws(SillyError) -> TCPConnection {
-        let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? group.next()
-        return try await Self.result(of: Self.connect(address, timeout: timeout, tls: tls, options: options, on: loop))
+        let loop = Self.currentLoop(in: group) ?? group.next()
+        return try await Self.connection(of: Self.connect(address, timeout: timeout, tls: tls, options: options, on: loop))
+    }
+
+    /// Awaits a connect, or throws ``SillyError/cancelled`` as soon as the task is cancelled: a
+    /// connection that completes after that is closed. (The attempt itself goes on in the kernel
+    /// until it succeeds or times out.)
+    private static func connection(of connecting: EventLoopFuture<TCPConnection>) async throws(SillyError) -> TCPConnection {
+        let decision = FirstComes()
+        let outcome = connecting.eventLoop.makePromise(of: TCPConnection.self)
+        connecting.whenComplete { result in
+            if decision.claim() {
+                outcome.completeWith(result)
+            } else if case .success(let connection) = result {
+                connection.closeOnLoop()
+            }
+        }
+        do {
+            return try await withTaskCancellationHandler {
+                try await outcome.futureResult.get()
+            } onCancel: {
+                if decision.claim() { outcome.fail(SillyError.cancelled) }
+            }
+        } catch {
+            throw ConnectionEngine.describe(error)
+        }
+    }
+
+    /// Decides a race once: the first to claim it wins.
+    private final class FirstComes: Sendable {
+        private let claimed = Atomic<Bool>(false)
+        func claim() -> Bool {
+            self.claimed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        }
+    }
+
+    /// The event loop the caller runs on, if it is one of `group`'s.
+    private static func currentLoop(in group: any EventLoopGroup) -> (any EventLoop)? {
+        guard let current = MultiThreadedEventLoopGroup.currentEventLoop else { return nil }
+        return group.makeIterator().contains { $0 === current } ? current : nil
     }
 
     // MARK: Callback level
@@ -308,8 +348,10 @@ private final class ConnectionHandler: Sendable {
 }
 
 extension ConnectionOptions {
+    /// The water marks as SwiftNIO takes them: `1 <= low <= high` (it traps otherwise).
     var waterMark: ChannelOptions.Types.WriteBufferWaterMark {
-        .init(low: self.writeWatermarks.lowerBound, high: self.writeWatermarks.upperBound)
+        let low = max(1, self.writeWatermarks.lowerBound)
+        return .init(low: low, high: max(low, self.writeWatermarks.upperBound))
     }
 }
 

@@ -75,7 +75,8 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
         maxLength: Int? = nil,
         timeout: Duration? = nil
     ) async throws(SillyError) -> ByteBuffer {
-        try await self.perform(.line(delimiter, maxLength: maxLength.map { Int32(clamping: $0) }), timeout: timeout)
+        precondition(maxLength ?? 0 >= 0, "maxLength cannot be negative")
+        return try await self.perform(.line(delimiter, maxLength: maxLength.map { Int32(clamping: $0) }), timeout: timeout)
     }
 
     /// Reads exactly `count` bytes. `read(count: unreadBytes)` reads whatever is buffered, an empty
