@@ -86,44 +86,44 @@ struct AddressTests {
         await #expect(throws: SillyError.connectionRefused(target)) { try await TCP.connect(target) }
     }
 
-    @Test("a connect the server never answers fails with connectTimeout")
-    func connectTimeout() async throws {
-        // A listening socket that never accepts, its backlog filled: the kernel drops further SYNs.
-        let holder = RawSocket()
-        let port = try #require(holder.bindLoopback())
-        #expect(listen(holder.descriptor, 0) == 0)
+    /// A listening socket that never accepts, its backlog filled with connections until the
+    /// kernel drops further SYNs: the error of the connect that found it full (`nil` if none did).
+    private func unansweredListener() async throws -> (socket: RawSocket, port: Int, fillers: [TCPConnection], error: SillyError?) {
+        let socket = RawSocket()
+        let port = try #require(socket.bindLoopback())
+        #expect(listen(socket.descriptor, 0) == 0)
         var fillers: [TCPConnection] = []
-        var timedOut = false
         for _ in 0..<8 {
             do throws(SillyError) {
                 fillers.append(try await TCP.connect("127.0.0.1:\(port)", timeout: .milliseconds(300)))
             } catch {
-                #expect(error == .connectTimeout("127.0.0.1:\(port)"))
-                timedOut = true
-                break
+                return (socket, port, fillers, error)
             }
         }
-        #expect(timedOut)
-        for filler in fillers { await filler.close() }
+        return (socket, port, fillers, nil)
+    }
+
+    @Test("a connect the server never answers fails with connectTimeout")
+    func connectTimeout() async throws {
+        let unanswered = try await self.unansweredListener()
+        #expect(unanswered.error == .connectTimeout("127.0.0.1:\(unanswered.port)"))
+        for filler in unanswered.fillers { await filler.close() }
+        withExtendedLifetime(unanswered.socket) {}
     }
 
     @Test("cancelling a task waiting in connect ends it with cancelled, not at its timeout")
     func connectCancelled() async throws {
-        let holder = RawSocket()
-        let port = try #require(holder.bindLoopback())
-        #expect(listen(holder.descriptor, 0) == 0)
-        var fillers: [TCPConnection] = []
-        while fillers.count < 8, let filler = try? await TCP.connect("127.0.0.1:\(port)", timeout: .milliseconds(300)) {
-            fillers.append(filler)
-        }
+        let unanswered = try await self.unansweredListener()
         // The backlog is full: this connect would wait out its minute.
+        let target = "127.0.0.1:\(unanswered.port)"
         let connecting = Task { () async throws(SillyError) -> TCPConnection in
-            try await TCP.connect("127.0.0.1:\(port)", timeout: .seconds(60))
+            try await TCP.connect(target, timeout: .seconds(60))
         }
         try await Task.sleep(for: .milliseconds(100))
         connecting.cancel()
         await #expect(throws: SillyError.cancelled) { try await connecting.value }
-        for filler in fillers { await filler.close() }
+        for filler in unanswered.fillers { await filler.close() }
+        withExtendedLifetime(unanswered.socket) {}
     }
 
     @Test("connect(group:) from a task on another group's loop: the connection lives on a loop of group")
