@@ -183,6 +183,7 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
             case .timedOut: self.result.errors.timeout += 1
             case .connectionReset: self.result.errors.reset += 1
             case .endOfStream: self.result.errors.closed += 1
+            case .tls: self.result.errors.tls += 1
             default: self.result.errors.other += 1
             }
             self.result.failure = "read: \(error)"

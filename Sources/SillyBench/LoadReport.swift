@@ -27,7 +27,7 @@ public enum LoadReport {
         }
         let e = result.errors
         lines.append(
-            "  errors       connect \(e.connect), reset \(e.reset), timeout \(e.timeout), closed \(e.closed), mismatch \(e.mismatch), other \(e.other)"
+            "  errors       connect \(e.connect), reset \(e.reset), timeout \(e.timeout), closed \(e.closed), mismatch \(e.mismatch), tls \(e.tls), other \(e.other)"
         )
         let failures = result.failuresByCount
         for failure in failures.prefix(Self.failuresShown) {

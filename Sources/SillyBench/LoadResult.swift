@@ -12,6 +12,8 @@ public struct ErrorCounts: Sendable, Codable, Equatable {
     public var closed = 0
     /// Echoes that differed from what was sent (every byte is checked).
     public var mismatch = 0
+    /// TLS failures: a certificate that did not verify, a failed handshake.
+    public var tls = 0
     /// Other failures (a write refused, an unexpected error).
     public var other = 0
 
@@ -19,7 +21,7 @@ public struct ErrorCounts: Sendable, Codable, Equatable {
     public init() {}
 
     /// Every error, of any kind.
-    public var total: Int { self.connect + self.reset + self.timeout + self.closed + self.mismatch + self.other }
+    public var total: Int { self.connect + self.reset + self.timeout + self.closed + self.mismatch + self.tls + self.other }
 
     mutating func add(_ other: ErrorCounts) {
         self.connect += other.connect
@@ -27,6 +29,7 @@ public struct ErrorCounts: Sendable, Codable, Equatable {
         self.timeout += other.timeout
         self.closed += other.closed
         self.mismatch += other.mismatch
+        self.tls += other.tls
         self.other += other.other
     }
 }

@@ -220,6 +220,7 @@ struct TLSServiceTests {
         let (untrustedStatus, untrusted) = try await BenchTests.run(common)
         #expect(untrustedStatus == 1)
         #expect(untrusted["messages"] as? Int == 0)
+        #expect((untrusted["errors"] as? [String: Any])?["tls"] as? Int == 10, "\(untrusted)")
         #expect(await server.stop() == 0)
     }
 }
