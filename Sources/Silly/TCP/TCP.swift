@@ -1,7 +1,7 @@
 import Logging
 import NIOCore
-import Synchronization
 import NIOPosix
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
