@@ -31,10 +31,7 @@ final class CloseAfterPendingWrites: ChannelOutboundHandler, RemovableChannelHan
             context.close(mode: .all, promise: promise)
         }
         let deadline = context.eventLoop.assumeIsolated().scheduleTask(in: self.patience) { closeOnce() }
-        // Written bytes complete in order: when this empty write completes, all before it went out.
-        let sent = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(NIOAny(ByteBuffer()), promise: sent)
-        sent.futureResult.assumeIsolated().whenComplete { _ in
+        context.writtenBytesSent().assumeIsolated().whenComplete { _ in
             deadline.cancel()
             closeOnce()
         }

@@ -451,10 +451,8 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
         }
         // TLS: NIOSSLHandler, its output closed, makes a close_notify from the peer a full close
         // that drops the bytes still queued. So the FIN's close_notify goes once they are sent.
-        let sent = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(self.wrapOutboundOut(ByteBuffer()), promise: sent)
         // (A failed write closed the channel: nothing more to do.)
-        return sent.futureResult.assumeIsolated().flatMap { _ in
+        return context.writtenBytesSent().assumeIsolated().flatMap { _ in
             guard self.inputEnded else { return self.closeOutput(context) }
             context.close(promise: nil)
             return self.channel.closeFuture
@@ -480,11 +478,9 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     /// future completes then.
     @discardableResult
     private func closeWhenSent(_ context: ChannelHandlerContext) -> EventLoopFuture<Void> {
-        // Written bytes complete in order: when this empty write completes, all before it went out.
-        let sent = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(self.wrapOutboundOut(ByteBuffer()), promise: sent)
-        sent.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-        return sent.futureResult
+        let sent = context.writtenBytesSent()
+        sent.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        return sent
     }
 
     // MARK: ChannelHandler
