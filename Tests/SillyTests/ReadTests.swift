@@ -119,31 +119,48 @@ struct ReadTests {
 
     @Test(
         "one timer serves reads with different timeouts: a short one after a long one fires, a long one after a short one waits its whole time",
-        .timeLimit(.minutes(1))  // a short timeout waiting out the long one's timer would take 10
+        .timeLimit(.minutes(2))  // a short timeout waiting out the long one's timer would take 10
     )
     func readTimeoutsOfDifferentLengths() async throws {
         let results = Mailbox<Result<String, SillyError>>()
-        @Sendable func read(_ conn: TCPConnection, timeout: Duration) async {
+        @Sendable func read(_ conn: TCPConnection, timeout: Duration) async -> Result<String, SillyError> {
+            let result: Result<String, SillyError>
             do throws(SillyError) {
-                results.send(.success(String(buffer: try await conn.read(until: "\n", timeout: timeout))))
+                result = .success(String(buffer: try await conn.read(until: "\n", timeout: timeout)))
             } catch {
-                results.send(.failure(error))
+                result = .failure(error)
             }
+            results.send(result)
+            return result
         }
+        // The third read must be met before its timer fires. On a machine stalled past that
+        // timeout it reports timedOut and is tried again with twice the time, so a slow machine
+        // makes this test longer, never wrong.
+        let firstMetTimeout = Duration.seconds(3)
+        let lastMetTimeout = Duration.seconds(12)
         try await withServer(accept: { conn in
-            await read(conn, timeout: .seconds(600))  // arms the timer 10 minutes ahead
-            await read(conn, timeout: .milliseconds(50))  // must not wait for those 10 minutes
-            await read(conn, timeout: .seconds(3))  // met before its timer fires (3 s: time enough on a loaded machine)...
-            await read(conn, timeout: .seconds(600))  // ...which must not end this one
+            _ = await read(conn, timeout: .seconds(600))  // arms the timer 10 minutes ahead
+            _ = await read(conn, timeout: .milliseconds(50))  // must not wait for those 10 minutes
+            var timeout = firstMetTimeout
+            while await read(conn, timeout: timeout) == .failure(.timedOut), timeout < lastMetTimeout {
+                timeout *= 2
+            }
+            _ = await read(conn, timeout: .seconds(600))  // the met read's timer must not end this one
         }) { address in
             let client = try await TCP.connect(address)
             try await client.write("first\n")
             #expect(await results.next() == .success("first\n"))
             #expect(await results.next() == .failure(.timedOut))
             try await client.write("second\n")
-            #expect(await results.next() == .success("second\n"))
-            // Past the 3-second timer, which then finds a read due 10 minutes later.
-            try await Task.sleep(for: .milliseconds(3300))
+            var timeout = firstMetTimeout
+            var result = await results.next()
+            while result == .failure(.timedOut), timeout < lastMetTimeout {
+                timeout *= 2
+                result = await results.next()
+            }
+            #expect(result == .success("second\n"))
+            // Past the met read's timer, which then finds a read due 10 minutes later.
+            try await Task.sleep(for: timeout + .milliseconds(300))
             try await client.write("third\n")
             #expect(await results.next() == .success("third\n"))
             await client.close()
