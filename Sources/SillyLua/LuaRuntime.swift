@@ -257,6 +257,9 @@ public final class LuaRuntime {
             return lua_resume(thread, nil, 0, &results)
         case .waitEnded:
             return silly_resume(thread, 0, 0, &results)
+        case .closed:
+            stack.push(true)
+            return silly_resume(thread, 1, 1, &results)
         case .read(.success(let data)):
             stack.push(data)
             return silly_resume(thread, 1, 1, &results)

@@ -32,8 +32,10 @@ enum Wakeup {
     case start(arguments: Int32)
     /// A read decided.
     case read(Result<ByteBuffer, SillyError>)
-    /// A wait with no result ended: a sleep, a listener closing.
+    /// A wait with no result ended: a sleep.
     case waitEnded
+    /// A close the task waited for is done: its call returns `true`.
+    case closed
     /// The task yielded by itself (`coroutine.yield()` in a task): it runs again after the others.
     case yielded
     /// A connect decided.

@@ -238,7 +238,7 @@ struct LuaBindingTests {
         #expect(server.log.contains("unsent at exit:\t\(32 * 1024 + 1)\n"), "\(server.log)")
     }
 
-    @Test("listen on a busy or bad address raises an error naming it; a refused connect returns nil and the error")
+    @Test("listen on a busy or bad address raises an error naming it; a refused connect returns nil and the error; listener:close() answers as conn:close() does")
     func addressErrors() async throws {
         let run = try Lua.run(source: """
             local tcp = require "silly.net.tcp"
@@ -254,8 +254,9 @@ struct LuaBindingTests {
             print("bad self:", pcall(conn.read, {}, "\\n"))
             print("bad argument:", pcall(conn.read, conn, {}))
             conn:close()
-            listener:close()
+            print("close:", listener:close())
             print("refused:", tcp.connect(listener.addr))
+            print("close again:", listener:close())
             """)
         #expect(await run.exitStatus() == 0, "stderr: \(run.errorLog)")
         #expect(run.log.contains("busy:\tfalse\t"))
@@ -264,7 +265,9 @@ struct LuaBindingTests {
         #expect(run.log.contains("port 99999 is out of range"))
         #expect(run.log.contains("no accept:\tfalse\t"))
         #expect(run.log.contains("'accept' must be a function"))
+        #expect(run.log.contains("close:\ttrue\n"))
         #expect(run.log.contains("refused:\tnil\tconnection refused: 127.0.0.1:"))
+        #expect(run.log.contains("close again:\tfalse\tactive closed\n"))
         #expect(run.log.contains("bound connect:\ttrue\t0\t0\n"))
         #expect(run.log.contains("limit:\tnil\tfalse\tbad argument #1 to 'limit' (positive byte count expected)\n"))
         #expect(run.log.contains("bad bind:\tnil\t"))

@@ -140,11 +140,14 @@ final class AcceptFunction {
     }
 }
 
-/// A listener as a script sees it: `{ addr = "IP:port", [1] = handle }` with `listener:close()`.
+/// A listener as a script sees it: `{ addr = "IP:port", [1] = handle }` with `listener:close()`
+/// (`true`, as in Silly, once the listening socket is closed).
 /// Dropping it does not close it (the tutorial never keeps its listener); the runtime does.
 final class LuaListener {
     let listener: TCPListener
     let accept: AcceptFunction
+    /// Set by the script's first `listener:close()`: a second one answers `false, "active closed"`.
+    var isClosed = false
 
     init(listener: TCPListener, accept: AcceptFunction) {
         self.listener = listener
@@ -171,15 +174,25 @@ final class LuaListener {
             guard let object = handle?.load(as: UnsafeMutableRawPointer?.self) else {
                 return stack.raise("bad self to 'close' (listener expected)")
             }
-            let listener = Unmanaged<LuaListener>.fromOpaque(object).takeUnretainedValue().listener
+            let luaListener = Unmanaged<LuaListener>.fromOpaque(object).takeUnretainedValue()
+            guard !luaListener.isClosed else {
+                stack.push(false)
+                stack.push(SillyError.activeClosed.description)
+                return 2
+            }
+            luaListener.isClosed = true
+            let listener = luaListener.listener
             listener.closeNow()
             // The listening socket is closed on the acceptor loop: wait for it, so that a connect
             // made after `close()` returns is refused. (Where the caller cannot wait, it is not.)
             let runtime = LuaRuntime.of(stack.state)
-            guard let task = runtime.canWait(stack.state) else { return 0 }
+            guard let task = runtime.canWait(stack.state) else {
+                stack.push(true)
+                return 1
+            }
             task.isWaiting = true
             listener.closeFuture.hop(to: runtime.eventLoop).assumeIsolated().whenComplete { _ in
-                runtime.resume(task, with: .waitEnded)
+                runtime.resume(task, with: .closed)
             }
             return SILLY_HOST_YIELD
         }
