@@ -61,14 +61,7 @@ struct EchoServerTests {
                 target.hasPrefix("socket:[") else { return nil }
             return String(target.dropFirst(8).dropLast())
         })
-        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return nil }
-        for line in table.split(separator: "\n").dropFirst() {
-            let fields = line.split(separator: " ")
-            // fields: sl local_address rem_address st ... inode (index 9); st 0A is LISTEN
-            guard fields.count > 9, fields[3] == "0A", inodes.contains(String(fields[9])) else { continue }
-            return Int(fields[1].split(separator: ":")[1], radix: 16)
-        }
-        return nil
+        return SocketEntry.all().first { $0.state == .listen && inodes.contains($0.inode) }?.localPort
     }
 
     @Test("the connection counter is exact under concurrency; totals are logged at shutdown")

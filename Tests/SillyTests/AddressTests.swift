@@ -103,6 +103,13 @@ struct AddressTests {
         return (socket, port, fillers, nil)
     }
 
+    /// Whether the number of this host's sockets in SYN-SENT to `port` becomes `count` within `patience`.
+    private func socketsConnecting(toPort port: Int, become count: Int) async -> Bool {
+        await eventually {
+            SocketEntry.all().count { $0.remotePort == port && $0.state == .synSent } == count
+        }
+    }
+
     @Test("a connect the server never answers fails with connectTimeout")
     func connectTimeout() async throws {
         let unanswered = try await self.unansweredListener()
@@ -111,7 +118,7 @@ struct AddressTests {
         withExtendedLifetime(unanswered.socket) {}
     }
 
-    @Test("cancelling a task waiting in connect ends it with cancelled, not at its timeout")
+    @Test("cancelling a task waiting in connect ends it with cancelled, not at its timeout, and closes its socket")
     func connectCancelled() async throws {
         let unanswered = try await self.unansweredListener()
         // The backlog is full: this connect would wait out its minute.
@@ -119,9 +126,12 @@ struct AddressTests {
         let connecting = Task { () async throws(SillyError) -> TCPConnection in
             try await TCP.connect(target, timeout: .seconds(60))
         }
-        try await Task.sleep(for: .milliseconds(100))
+        // The kernel is trying: a socket in SYN-SENT to the port, as `ss` would show it.
+        #expect(await self.socketsConnecting(toPort: unanswered.port, become: 1))
         connecting.cancel()
         await #expect(throws: SillyError.cancelled) { try await connecting.value }
+        // And the cancel ended that try, rather than leaving it for the minute.
+        #expect(await self.socketsConnecting(toPort: unanswered.port, become: 0))
         for filler in unanswered.fillers { await filler.close() }
         withExtendedLifetime(unanswered.socket) {}
     }

@@ -87,13 +87,17 @@ public enum TCP {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws(SillyError) -> TCPConnection {
         let loop = Self.currentLoop(in: group) ?? group.next()
-        return try await Self.connection(of: Self.connect(address, timeout: timeout, tls: tls, options: options, on: loop))
+        let attempt = ConnectAttempt()
+        let connecting = Self.connect(address, timeout: timeout, tls: tls, options: options, on: loop, attempt: attempt)
+        return try await Self.connection(of: connecting, attempt: attempt)
     }
 
-    /// Awaits a connect, or throws ``SillyError/cancelled`` as soon as the task is cancelled: a
-    /// connection that completes after that is closed. (The attempt itself goes on in the kernel
-    /// until it succeeds or times out.)
-    private static func connection(of connecting: EventLoopFuture<TCPConnection>) async throws(SillyError) -> TCPConnection {
+    /// Awaits a connect, or throws ``SillyError/cancelled`` as soon as the task is cancelled: the
+    /// attempt's sockets are then closed, and so is a connection that completes after all.
+    private static func connection(
+        of connecting: EventLoopFuture<TCPConnection>,
+        attempt: ConnectAttempt
+    ) async throws(SillyError) -> TCPConnection {
         let decision = FirstComes()
         let outcome = connecting.eventLoop.makePromise(of: TCPConnection.self)
         connecting.whenComplete { result in
@@ -107,7 +111,9 @@ public enum TCP {
             return try await withTaskCancellationHandler {
                 try await outcome.futureResult.get()
             } onCancel: {
-                if decision.claim() { outcome.fail(SillyError.cancelled) }
+                guard decision.claim() else { return }
+                outcome.fail(SillyError.cancelled)
+                attempt.abandon()
             }
         } catch {
             throw ConnectionEngine.describe(error)
@@ -212,6 +218,19 @@ public enum TCP {
         options: ConnectionOptions = ConnectionOptions(),
         on eventLoop: any EventLoop
     ) -> EventLoopFuture<TCPConnection> {
+        Self.connect(address, timeout: timeout, localAddress: localAddress, tls: tls, options: options, on: eventLoop, attempt: nil)
+    }
+
+    /// The callback-level `connect`, whose sockets `attempt` (if any) can close before it ends.
+    private static func connect(
+        _ address: String,
+        timeout: Duration,
+        localAddress: String? = nil,
+        tls: TLSOptions?,
+        options: ConnectionOptions,
+        on eventLoop: any EventLoop,
+        attempt: ConnectAttempt?
+    ) -> EventLoopFuture<TCPConnection> {
         let target: HostAndPort
         do {
             target = try HostAndPort(parsing: address)
@@ -227,6 +246,7 @@ public enum TCP {
             .channelOption(.recvAllocator, value: Self.receiveAllocator)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let attempt, !attempt.register(channel) { throw SillyError.cancelled }
                     let limits = ConnectionLimits(options, tls: tls != nil)
                     try Self.attachEngine(to: channel, limits: limits)
                     if let tls {
