@@ -42,7 +42,7 @@ final class ServerProcess: Sendable {
         Thread.detachNewThread {
             while true {
                 let data = handle.availableData
-                if data.isEmpty { return }
+                if data.isEmpty { return buffer.end() }
                 buffer.append(data)
             }
         }
@@ -81,7 +81,9 @@ final class ServerProcess: Sendable {
     /// Waits for the process to exit by itself; returns its exit status, `nil` if it did not.
     func exitStatus() async -> Int32? {
         guard await eventually({ !self.process.isRunning }) else { return nil }
-        try? await Task.sleep(for: .milliseconds(50))  // let the last output arrive
+        // Its last output may still be in the pipes: read them to their ends (the process
+        // has exited, so they end).
+        #expect(await eventually { self.output.hasEnded && self.errors.hasEnded }, "output never ended")
         return self.process.terminationStatus
     }
 
@@ -96,13 +98,19 @@ final class ServerProcess: Sendable {
 
 /// Text a process prints, gathered from its pipe's reader thread.
 final class TextBuffer: Sendable {
-    private let storage = Mutex("")
+    private let storage = Mutex((text: "", ended: false))
 
     func append(_ data: Data) {
-        self.storage.withLock { $0 += String(decoding: data, as: UTF8.self) }
+        self.storage.withLock { $0.text += String(decoding: data, as: UTF8.self) }
     }
 
-    var text: String { self.storage.withLock { $0 } }
+    /// Marks the stream's end: everything it carried has been appended.
+    func end() {
+        self.storage.withLock { $0.ended = true }
+    }
+
+    var text: String { self.storage.withLock { $0.text } }
+    var hasEnded: Bool { self.storage.withLock { $0.ended } }
 }
 
 /// Outside programs the tests drive as a user would: `.ci/run` installs them and sets
