@@ -26,7 +26,7 @@ base_fds, base_rss = descriptors(), rss_kib()
 bad = 0
 started = time.time()
 for i in range(cycles):
-    conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+    conn = socket.create_connection(("127.0.0.1", port), timeout=30)
     line = b"churn %d\n" % i
     conn.sendall(line)
     got = b""

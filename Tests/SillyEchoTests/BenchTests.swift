@@ -111,7 +111,7 @@ struct BenchTests {
         let full = try await TCP.listen("127.0.0.1:0") { conn in
             try await conn.write("Server is full, try again later\n")
         }
-        let process = try ServerProcess(["--addr", "127.0.0.1:\(full.port)", "--clients", "2", "--messages", "3"],
+        let process = try ServerProcess(["--addr", "127.0.0.1:\(full.port)", "--clients", "2", "--messages", "3", "--timeout", "60s"],
                                         addPort: false, executable: Self.bench)
         #expect(await process.exitStatus() == 1)
         #expect(process.log.contains(#"2 × mismatch: an echo came back as "Server is full, try again later\n""#), "\(process.log)")
@@ -135,7 +135,7 @@ struct BenchTests {
         let listener = try await TCP.listen("127.0.0.1:0") { conn in
             while true { try await conn.write(try await conn.read(until: "\n")) }
         }
-        let process = try ServerProcess(["--addr", "127.0.0.1:\(listener.port)", "--clients", "2", "--messages", "5"],
+        let process = try ServerProcess(["--addr", "127.0.0.1:\(listener.port)", "--clients", "2", "--messages", "5", "--timeout", "60s"],
                                         addPort: false, executable: Self.bench)
         #expect(await process.exitStatus() == 0)
         for label in ["messages     10 verified", "throughput", "msg/s", "MB/s", "latency", "p99.9", "connect", "errors       connect 0"] {

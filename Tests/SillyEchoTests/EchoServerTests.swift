@@ -186,6 +186,7 @@ struct EchoServerTests {
         // The echo owed before the long line arrives, then a clean end, not a reset (the server
         // reads and drops the rest of what the client sends).
         try await bad.write("ok\n" + String(repeating: "x", count: 100_000))
+        await bad.shutdownOutput()  // the server's close ends on it, not on its 1 s cap
         #expect(String(buffer: try await bad.readToEnd()) == "ok\n")
         #expect(await server.waitForLog("Line too long"))
         try await good.write("unaffected\n")
@@ -214,6 +215,7 @@ struct EchoServerTests {
         // (the server reads and drops what it sent until it is done).
         let eager = try await TCP.connect(address)
         try await eager.write(ByteBuffer(repeating: UInt8(ascii: "e"), count: 50_000))
+        await eager.shutdownOutput()  // the server's close ends on it, not on its 1 s cap
         #expect(String(buffer: try await eager.readToEnd()).hasPrefix("Server is full"))
         for conn in held { await conn.close() }
         await extra.close()
@@ -273,11 +275,12 @@ struct EchoServerTests {
 
     @Test("SIGTERM with a connection open: the echo it owed arrives, totals are logged, exit code 0")
     func gracefulShutdown() async throws {
-        let server = try ServerProcess(["--shutdown-grace", "2s"])
+        // A grace period no stall of a loaded machine reaches: the server needs none of it.
+        let server = try ServerProcess(["--shutdown-grace", "30s"])
         let conn = try await TCP.connect(try await server.address())
-        try await conn.write("first\n")
+        // One write, one segment: once "first" is echoed, the server has "owed" too.
+        try await conn.write("first\nowed\n")
         #expect(try await conn.line() == "first\n")
-        try await conn.write("owed\n")
         kill(server.process.processIdentifier, SIGTERM)
         #expect(try await conn.line() == "owed\n")
         await #expect(throws: SillyError.endOfStream) { try await conn.read(until: "\n", timeout: patience) }

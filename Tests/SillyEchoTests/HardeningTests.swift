@@ -79,6 +79,7 @@ struct HardeningTests {
         let baseline = server.openDescriptors
         let endless = try await TCP.connect(address)
         try await endless.write(ByteBuffer(repeating: UInt8(ascii: "y"), count: 1 << 20))
+        await endless.shutdownOutput()  // the server's close ends on it, not on its 1 s cap
         // The server reads (and drops) the rest until this client is done: a clean end, no reset.
         #expect(try await endless.readToEnd().readableBytes == 0)
         #expect(await server.waitForLog("Line too long"))

@@ -366,9 +366,8 @@ struct LuaBindingTests {
             time.sleep(100)
             print("busy")
             -- Busy (the loop runs nothing) until the test has connected: its accept queues.
+            -- (The test writes the file once the acceptor thread has taken the connection.)
             while true do local f = io.open(arg[2]) if f then f:close() break end end
-            local t0 = os.clock()
-            while os.clock() - t0 < 0.5 do end  -- time for the acceptor thread to take it
             task.fork(function() local t1 = os.clock() while os.clock() - t1 < 0.5 do end end)
             listener:close()
             -- Released with the listener, the accept function's registry slot is reused here.
@@ -379,6 +378,12 @@ struct LuaBindingTests {
         let address = try await run.address()
         #expect(await run.waitForLog("busy"))
         let client = try await TCP.connect(address)
+        // The acceptor has taken it from the kernel's accept queue (the runtime's loop, busy in
+        // Lua, has yet to see it): from here on the listener's close cannot reset it.
+        let port = try #require(Int(address.split(separator: ":").last ?? ""))
+        #expect(await eventually {
+            SocketEntry.all().contains { $0.state == .listen && $0.localPort == port && $0.receiveQueue == 0 }
+        })
         try Data().write(to: marker)
         // A clean end, not a reset: the runtime had the connection (accepted before the listener
         // closed) and closed it; it was not left in the kernel's queue.
@@ -504,12 +509,10 @@ struct LuaBindingTests {
     func exitAfterClose() async throws {
         let (received, receivedCount) = AsyncStream.makeStream(of: Int.self)
         let listener = try await TCP.listen("127.0.0.1:0") { conn in
-            // Takes its time: much of what the script writes waits in its send queue when it ends.
-            try await Task.sleep(for: .milliseconds(300))
             receivedCount.yield(try await conn.readToEnd().readableBytes)
         }
-        // Writes until the send queue is full: the kernel's buffers are full then, and the
-        // queue holds megabytes that only this process can still send.
+        // Writes until the send queue is full: the script's loop never yields, so nothing is
+        // sent meanwhile, and the queue holds megabytes that only this process can still send.
         let run = try Lua.run(source: """
             local tcp = require "silly.net.tcp"
             local conn = assert(tcp.connect(arg[1]))

@@ -43,10 +43,11 @@ enum Seed {
         }
     }
 
-    /// Waits until `server` accepts connections on 9999.
+    /// Waits (up to `programPatience`) until `server` accepts connections on 9999.
     static func connect() async throws -> TCPConnection {
         var last: any Error = SillyError.connectionRefused(Self.address)
-        for _ in 0..<200 {
+        let deadline = ContinuousClock.now + programPatience
+        while ContinuousClock.now < deadline {
             do { return try await TCP.connect(Self.address) } catch { last = error }
             try await Task.sleep(for: .milliseconds(50))
         }

@@ -43,7 +43,7 @@ extension ServerProcess {
 
     /// Waits until the log contains `text` `count` times.
     func waitForLog(_ text: String, count: Int) async -> Bool {
-        await eventually { self.log.components(separatedBy: text).count - 1 >= count }
+        await eventually(within: programPatience) { self.log.components(separatedBy: text).count - 1 >= count }
     }
 }
 

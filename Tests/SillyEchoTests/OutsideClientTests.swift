@@ -12,7 +12,7 @@ struct OutsideClientTests {
     func netcatHalfClose() async throws {
         let server = try ServerProcess([])
         let port = String(try await server.address().split(separator: ":").last!)
-        let result = try await OutsideClient.run("nc", ["-N", "-w", "10", "127.0.0.1", port], input: "a\nb\nc")
+        let result = try await OutsideClient.run("nc", ["-N", "-w", "60", "127.0.0.1", port], input: "a\nb\nc")
         #expect(result.output == "a\nb\nc")
         #expect(await server.waitForLog("received 5 bytes, sent 5 bytes, messages 3"))
         #expect(await server.stop() == 0)
@@ -24,7 +24,7 @@ struct OutsideClientTests {
         let server = try ServerProcess([])
         let address = try await server.address()
         let input = (1...500).map { "line \($0) \(CryptoUtils.randomKey(20))\n" }.joined()
-        let result = try await OutsideClient.run("socat", ["-t", "5", "-", "TCP:\(address)"], input: input)
+        let result = try await OutsideClient.run("socat", ["-t", "60", "-", "TCP:\(address)"], input: input)
         #expect(result.output == input)
         #expect(await server.stop() == 0)
     }
@@ -35,7 +35,7 @@ struct OutsideClientTests {
         let server = try ServerProcess(["--mode", "raw"])
         let address = try await server.address()
         let input = String(decoding: (0..<4000).map { UInt8(truncatingIfNeeded: $0 % 127 + 1) }, as: UTF8.self)
-        let result = try await OutsideClient.run("socat", ["-t", "5", "-", "TCP:\(address)"], input: input)
+        let result = try await OutsideClient.run("socat", ["-t", "60", "-", "TCP:\(address)"], input: input)
         #expect(result.output == input)
         #expect(await server.stop() == 0)
     }
@@ -74,7 +74,7 @@ struct OutsideClientTests {
 
     /// `want PATTERN`: wait for a regular expression, and fail the script (exit 1) if it does not come.
     static let expectPrelude = #"""
-        set timeout 10
+        set timeout 60
         proc want {pattern} {
             expect {
                 -re $pattern {}

@@ -58,10 +58,10 @@ final class ServerProcess: Sendable {
     /// Everything it printed to standard error so far.
     var errorLog: String { self.errors.text }
 
-    /// Waits until standard output contains `text`; false if it did not within `patience`.
+    /// Waits until standard output contains `text`; false if it did not within `programPatience`.
     @discardableResult
     func waitForLog(_ text: String) async -> Bool {
-        await eventually { self.log.contains(text) }
+        await eventually(within: programPatience) { self.log.contains(text) }
     }
 
     /// Waits for the "Listening on" line and returns the address it names.
@@ -78,9 +78,10 @@ final class ServerProcess: Sendable {
         return await self.exitStatus()
     }
 
-    /// Waits for the process to exit by itself; returns its exit status, `nil` if it did not.
+    /// Waits for the process to exit by itself; returns its exit status, `nil` if it did not
+    /// within `programPatience`.
     func exitStatus() async -> Int32? {
-        guard await eventually({ !self.process.isRunning }) else { return nil }
+        guard await eventually(within: programPatience, { !self.process.isRunning }) else { return nil }
         // Its last output may still be in the pipes: read them to their ends (the process
         // has exited, so they end).
         #expect(await eventually { self.output.hasEnded && self.errors.hasEnded }, "output never ended")

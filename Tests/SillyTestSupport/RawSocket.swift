@@ -44,7 +44,7 @@ public final class RawSocket {
 
     /// Receives exactly `count` bytes, waiting at most `timeout` seconds for each chunk; fewer
     /// if the peer closed or the wait ran out.
-    public func receive(count: Int, timeout seconds: Int = 10) -> [UInt8] {
+    public func receive(count: Int, timeout seconds: Int = Int(patience.components.seconds)) -> [UInt8] {
         var limit = timeval(tv_sec: seconds, tv_usec: 0)
         setsockopt(self.descriptor, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
         var bytes = [UInt8](repeating: 0, count: count)

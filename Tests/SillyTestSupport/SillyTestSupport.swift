@@ -3,9 +3,13 @@ import Silly
 /// Every wait in a test is bounded by this, so a bug fails the test instead of hanging it.
 public let patience: Duration = .seconds(20)
 
-/// Polls `condition` until it holds, up to `patience`; returns whether it did.
-public func eventually(_ condition: () async -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + patience
+/// How long a test waits for a program it started to finish its work: some run for seconds
+/// of their own (the tutorial's clients sleep between lines), which a loaded machine stretches.
+public let programPatience: Duration = patience * 3
+
+/// Polls `condition` until it holds, up to `within`; returns whether it did.
+public func eventually(within: Duration = patience, _ condition: () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + within
     while ContinuousClock.now < deadline {
         if await condition() { return true }
         try? await Task.sleep(for: .milliseconds(10))
