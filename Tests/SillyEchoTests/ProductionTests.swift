@@ -166,7 +166,7 @@ struct ProductionTests {
 struct TLSServiceTests {
     @Test("openssl s_client talks to silly-echo --tls-cert/--tls-key in command mode")
     func openSSLClient() async throws {
-        let certificate = try TestCertificate()
+        let certificate = try await TestCertificate.make()
         let server = try ServerProcess(["--mode", "command", "--tls-cert", certificate.certificateFile, "--tls-key", certificate.privateKeyFile])
         let address = try await server.address()
         // -quiet keeps s_client reading until the server closes (after `quit`).
@@ -182,7 +182,7 @@ struct TLSServiceTests {
 
     @Test("a plain-text client on the TLS port is closed, logged, and counted as a TLS error")
     func plainTextClient() async throws {
-        let certificate = try TestCertificate()
+        let certificate = try await TestCertificate.make()
         let server = try ServerProcess(["--tls-cert", certificate.certificateFile, "--tls-key", certificate.privateKeyFile])
         let plain = try await TCP.connect(try await server.address())
         try await plain.write("hello\n")
@@ -198,7 +198,7 @@ struct TLSServiceTests {
 
     @Test("a certificate path that does not exist stops silly-echo at start with a clear error")
     func badCertificatePath() async throws {
-        let certificate = try TestCertificate()
+        let certificate = try await TestCertificate.make()
         let server = try ServerProcess(["--tls-cert", "/no/such/cert.pem", "--tls-key", certificate.privateKeyFile])
         #expect(await server.exitStatus() == 1)
         #expect(server.errorLog.contains("silly-echo: TLS: cannot read certificate file /no/such/cert.pem: No such file or directory"),
@@ -207,7 +207,7 @@ struct TLSServiceTests {
 
     @Test("silly-bench --tls: every echo checked against the CA file, or with --insecure; an untrusted certificate fails the run")
     func bench() async throws {
-        let certificate = try TestCertificate()
+        let certificate = try await TestCertificate.make()
         let server = try ServerProcess(["--tls-cert", certificate.certificateFile, "--tls-key", certificate.privateKeyFile])
         let address = try await server.address()
         let common = ["--addr", address, "--clients", "10", "--messages", "50", "--tls"]

@@ -4,7 +4,7 @@ import Glibc
 
 /// A plain TCP socket on loopback, for what the framework's own API would not do: hold a port
 /// without listening, listen without accepting, reset on close.
-public final class RawSocket {
+public final class RawSocket: Sendable {
     public let descriptor: Int32
 
     public init() {

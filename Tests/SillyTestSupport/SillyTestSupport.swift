@@ -1,3 +1,4 @@
+import Foundation
 import Silly
 
 /// Every wait in a test is bounded by this, so a bug fails the test instead of hanging it.
@@ -53,5 +54,20 @@ public struct SeededGenerator: RandomNumberGenerator {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+/// Runs `body`, which blocks (waits for a process, a socket), on a thread of its own: on the
+/// concurrency pool (a thread per core) it would stall every test running meanwhile.
+public func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
+}
+
+/// ``offThePool(_:)`` for a body that cannot fail.
+public func offThePool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(returning: body()) }
     }
 }

@@ -16,7 +16,13 @@ public final class TestCertificate: Sendable {
         ["/usr/bin/openssl", "/usr/local/bin/openssl"].first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    public init() throws {
+    /// Makes one: `openssl` runs on a thread of its own, not on one of the few the concurrency
+    /// pool has, which every other test running meanwhile needs.
+    public static func make() async throws -> TestCertificate {
+        try await offThePool { try TestCertificate() }
+    }
+
+    private init() throws {
         self.folder = FileManager.default.temporaryDirectory.appendingPathComponent("silly-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: self.folder, withIntermediateDirectories: true)
         self.certificateFile = self.folder.appendingPathComponent("cert.pem").path

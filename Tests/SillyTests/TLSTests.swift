@@ -9,8 +9,8 @@ struct TLSTests {
     let certificate: TestCertificate
     let serverTLS: TLSOptions
 
-    init() throws {
-        self.certificate = try TestCertificate()
+    init() async throws {
+        self.certificate = try await TestCertificate.make()
         self.serverTLS = try TLSOptions.server(
             certificateFile: self.certificate.certificateFile, privateKeyFile: self.certificate.privateKeyFile)
     }
@@ -191,8 +191,8 @@ struct TLSTests {
     }
 
     @Test("a private key that is not the certificate's is refused")
-    func mismatchedKey() throws {
-        let other = try TestCertificate()
+    func mismatchedKey() async throws {
+        let other = try await TestCertificate.make()
         #expect(throws: SillyError.self) {
             try TLSOptions.server(certificateFile: self.certificate.certificateFile, privateKeyFile: other.privateKeyFile)
         }
