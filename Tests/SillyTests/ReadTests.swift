@@ -211,18 +211,22 @@ struct ReadTests {
         }
     }
 
-    @Test("a per-read maxLength overrides the connection's")
+    @Test("a per-read maxLength overrides the connection's; one shorter than the delimiter fails at once")
     func perReadMaxLength() async throws {
         let results = Mailbox<SillyError?>()
         try await withServer(accept: { conn in
-            do {
-                _ = try await conn.read(until: "\n", maxLength: 8)
-                results.send(nil)
-            } catch let error as SillyError {
-                results.send(error)
+            for (delimiter, maxLength) in [(Delimiter("\r\n\r\n"), 3), ("\n", 8)] {
+                do {
+                    _ = try await conn.read(until: delimiter, maxLength: maxLength)
+                    results.send(nil)
+                } catch let error as SillyError {
+                    results.send(error)
+                }
             }
         }) { address in
             let client = try await TCP.connect(address)
+            // Before any byte comes: no line can hold a 4-byte delimiter in 3 bytes.
+            #expect(await results.next() == .some(.lineTooLong(limit: 3)))
             try await client.write("0123456789\n")
             #expect(await results.next() == .some(.lineTooLong(limit: 8)))
             await client.close()

@@ -33,7 +33,8 @@ struct ReceiveBufferPropertyTests {
                     return .ready(Array(model.prefix(start + needle.count)))
                 }
             }
-            return model.count >= limit ? .lineTooLong : .needMore
+            // No line within the limit can end with a delimiter longer than it.
+            return model.count >= limit || needle.count > limit ? .lineTooLong : .needMore
         }
     }
 

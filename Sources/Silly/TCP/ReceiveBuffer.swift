@@ -87,7 +87,8 @@ struct ReceiveBuffer {
                 self.searched = 0
                 return .ready(self.cut(end))
             }
-            return self.count >= maxLength ? .lineTooLong(limit: maxLength) : .needMore
+            // A delimiter longer than the limit could never end a line within it.
+            return self.count >= maxLength || delimiter.count > maxLength ? .lineTooLong(limit: maxLength) : .needMore
         }
     }
 

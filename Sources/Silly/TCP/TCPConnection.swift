@@ -67,7 +67,8 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
     /// after it fails with ``SillyError/endOfStream``.
     /// - Parameters:
     ///   - maxLength: the longest line to search for, delimiter included; longer fails with
-    ///     ``SillyError/lineTooLong(limit:)``. Default: the connection's `maxLineLength` (64 KiB).
+    ///     ``SillyError/lineTooLong(limit:)`` (at once if the delimiter itself is longer).
+    ///     Default: the connection's `maxLineLength` (64 KiB).
     ///   - timeout: fail with ``SillyError/timedOut`` if the line is not complete by then.
     @inlinable
     public func read(
