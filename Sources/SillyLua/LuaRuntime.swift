@@ -49,6 +49,9 @@ public final class LuaRuntime {
     private var nextSendingKey = 0
     private var timers: [Int: LuaTimer] = [:]
     private var nextTimerID = 1
+    /// Yielded tasks, and sleeps and timers of no delay: they run on the loop's coming turns,
+    /// which a task yielding in a loop must not keep from its sockets.
+    private let soon: FairQueue
 
     /// The core's defaults, and a receive limit: a handler that stops reading (or never
     /// reads) holds at most 1 MiB of its peer's bytes; then TCP flow control slows the peer.
@@ -63,6 +66,7 @@ public final class LuaRuntime {
     /// `exitCode` completes with the process's exit status when the runtime is done.
     public init(eventLoop: any EventLoop, connectionOptions: ConnectionOptions = LuaRuntime.defaultConnectionOptions, exitCode: EventLoopPromise<Int32>) {
         self.eventLoop = eventLoop
+        self.soon = FairQueue(loop: eventLoop)
         self.connectionOptions = connectionOptions
         self.exitCode = exitCode
         self.state = luaL_newstate()
@@ -230,10 +234,10 @@ public final class LuaRuntime {
         case LUA_YIELD:
             if !task.isWaiting {
                 // A bare `coroutine.yield(...)`: drop what it yielded; it runs again after the
-                // loop's pending I/O and timers (a yield loop must not starve them).
+                // other tasks ready now (a yield loop must not starve the loop's sockets either).
                 silly_pop(task.thread, results)
                 task.isWaiting = true
-                self.eventLoop.assumeIsolated().execute { self.resume(task, with: .yielded) }
+                self.soon.add { self.resume(task, with: .yielded) }
             }
         case LUA_OK:
             self.finish(task)
@@ -392,13 +396,19 @@ public final class LuaRuntime {
     func after(_ delay: TimeAmount, function: Int32, argument: Int32) -> Int {
         let id = self.nextTimerID
         self.nextTimerID += 1
-        let scheduled = self.eventLoop.assumeIsolated().scheduleTask(in: delay) {
+        let fire = {
             guard let timer = self.timers.removeValue(forKey: id) else { return }
             self.spawn(timer.function) { stack in
                 stack.pushAnchored(timer.argument)
                 return 1
             }
             self.release(timer)
+        }
+        var scheduled: Scheduled<Void>?
+        if delay > .zero {
+            scheduled = self.eventLoop.assumeIsolated().scheduleTask(in: delay, fire)
+        } else {
+            self.soon.add(fire)  // cancelled meanwhile, it finds no timer and does nothing
         }
         self.timers[id] = LuaTimer(scheduled: scheduled, function: function, argument: argument)
         return id
@@ -407,7 +417,7 @@ public final class LuaRuntime {
     /// Cancels a pending timer; `false` if it already fired or was cancelled.
     func cancelTimer(_ id: Int) -> Bool {
         guard let timer = self.timers.removeValue(forKey: id) else { return false }
-        timer.scheduled.cancel()
+        timer.scheduled?.cancel()
         self.release(timer)
         return true
     }
@@ -421,6 +431,10 @@ public final class LuaRuntime {
     /// Resumes `task` after `delay`.
     func sleep(_ task: LuaTask, for delay: TimeAmount) {
         task.isWaiting = true
+        guard delay > .zero else {
+            self.soon.add { self.resume(task, with: .waitEnded) }
+            return
+        }
         self.eventLoop.assumeIsolated().scheduleTask(in: delay) {
             self.resume(task, with: .waitEnded)
         }
@@ -491,7 +505,8 @@ public struct ScriptError: Error, CustomStringConvertible {
 
 /// A pending `time.after`: what it runs, anchored until it fires or is cancelled.
 struct LuaTimer {
-    let scheduled: Scheduled<Void>
+    /// `nil` for a timer of no delay, which waits in the runtime's `soon` queue instead.
+    let scheduled: Scheduled<Void>?
     let function: Int32
     let argument: Int32
 }

@@ -18,6 +18,31 @@ struct LuaBindingTests {
         """
     }
 
+    @Test("a task that yields in a loop, sleeps 0 in a loop, or re-arms a 0 ms timer does not starve the connections",
+          arguments: [
+              "task.fork(function() while true do coroutine.yield() end end)",
+              "task.fork(function() while true do time.sleep(0) end end)",
+              "local function tick() time.after(0, tick) end tick()",
+          ])
+    func busyTasksDoNotStarveConnections(spinner: String) async throws {
+        let server = try Lua.run(source: Self.server("""
+            function(conn)
+                while true do
+                    local line = conn:read("\\n")
+                    if not line then break end
+                    conn:write(line)
+                end
+            end
+            """) + "\n" + spinner, ["127.0.0.1:0"])
+        let client = try await TCP.connect(try await server.address())
+        for line in ["hello\n", "still served\n"] {
+            try await client.write(line)
+            #expect(try await client.line() == line)
+        }
+        await client.close()
+        #expect(await server.stop() == 0)
+    }
+
     @Test("an error raised in accept closes that connection, prints its traceback, and the server goes on")
     func errorInAccept() async throws {
         let server = try Lua.run(source: Self.server("""

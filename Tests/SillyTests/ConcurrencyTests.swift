@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 import Silly
 import Synchronization
 import SillyTestSupport
@@ -53,6 +54,37 @@ struct ConcurrencyTests {
                 }
             }
         }
+    }
+
+    @Test("a handler that yields in a loop, never waiting for input, does not starve the other connections on its event loop")
+    func yieldLoopDoesNotStarve() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)  // every connection on one loop
+        let spinning = Mailbox<Void>()
+        let stop = Atomic<Bool>(false)
+        defer { stop.store(true, ordering: .relaxed) }  // however the test ends
+        let listener = try await TCP.listen("127.0.0.1:0", group: group) { conn in
+            let first = try await conn.read(until: "\n")
+            guard String(buffer: first) == "spin\n" else {
+                try await conn.write(first)
+                return try await echoLines(conn)
+            }
+            spinning.send(())
+            // Cooperative work: it lets others run at every step, and the loop's sockets too.
+            while !stop.load(ordering: .relaxed) { await Task.yield() }
+        }
+        let spinner = try await TCP.connect("127.0.0.1:\(listener.port)")
+        try await spinner.write("spin\n")
+        #expect(await spinning.next() != nil)
+        let other = try await TCP.connect("127.0.0.1:\(listener.port)")
+        for line in ["hello\n", "still served\n"] {
+            try await other.write(line)
+            #expect(try await other.line() == line)
+        }
+        stop.store(true, ordering: .relaxed)
+        await other.close()
+        await spinner.close()
+        await listener.close()
+        try await group.shutdownGracefully()
     }
 
     @Test("pipelined lines from one client come back in order")

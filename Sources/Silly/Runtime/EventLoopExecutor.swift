@@ -26,6 +26,10 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
     @exclusivity(unchecked) private var runQueue: [UnownedJob] = []
     @exclusivity(unchecked) private var spareRunQueue: [UnownedJob] = []
     private var drainScheduled = false
+    /// A drain was asked for by the jobs (or flushes) running: it is scheduled once they are done.
+    private var drainFollows = false
+    /// Drains that jobs keep asking for (a task yielding in a loop) must not starve the sockets.
+    private var chain = FairChain()
     @exclusivity(unchecked) private var pendingFlushes: [ConnectionEngine] = []
     /// A group of jobs is running, or queued writes are being flushed: no group runs inside
     /// either, and writes made meanwhile are flushed by the one under way.
@@ -55,7 +59,20 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
     private func scheduleDrain() {
         guard !self.drainScheduled else { return }
         self.drainScheduled = true
-        self.eventLoop.assumeIsolated().execute { self.drain() }
+        if self.isBusy {
+            self.drainFollows = true
+        } else {
+            self.chain.reset()
+            self.eventLoop.assumeIsolated().execute { self.drain() }
+        }
+    }
+
+    /// Schedules the drain that the jobs or flushes just done asked for, as the next link of
+    /// their chain: after 1 ms of such links in a row, the loop polls its sockets first.
+    private func scheduleFollowingDrain() {
+        guard self.drainFollows else { return }
+        self.drainFollows = false
+        self.chain.next(on: self.eventLoop) { self.drain() }
     }
 
     /// How many resumed tasks wait before they run, while SwiftNIO is still handling socket
@@ -73,8 +90,8 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
         self.runQueuedJobs()
     }
 
-    /// Runs the jobs queued so far (jobs they enqueue wait for the next run, so I/O is not
-    /// starved), then flushes the connections they wrote to.
+    /// Runs the jobs queued so far (jobs they enqueue wait for the next run, a link of a
+    /// ``FairChain``, so I/O is not starved), then flushes the connections they wrote to.
     private func runQueuedJobs() {
         // Swap the queues (no copy): jobs enqueued while these run go to the spare one.
         var jobs: [UnownedJob] = []
@@ -91,6 +108,7 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
         // running inside this group's flushes.
         self.flushPending()
         self.isBusy = false
+        self.scheduleFollowingDrain()
     }
 
     /// Queues `engine` to be flushed when the group of jobs running has run (or, written outside
@@ -121,6 +139,7 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
             }
         }
         self.isBusy = wasBusy
+        if !wasBusy { self.scheduleFollowingDrain() }
     }
 
     private static let registry = Mutex<[ObjectIdentifier: EventLoopExecutor]>([:])
