@@ -71,7 +71,7 @@ struct LuaSeedTests {
         #expect(received.count == 15)
         #expect(Set(sent) == Set(received))
         #expect(lines.filter { $0.hasPrefix("Client\t") && $0.hasSuffix("connected:\t127.0.0.1:9999") }.count == 3)
-        #expect(lines.filter { $0.hasPrefix("Accept connection\t127.0.0.1:") }.count == 3)
+        #expect(lines.filter { $0.hasPrefix("Accept connection\t127.0.0.1:") }.count == 3, "log: \(server.log)")
         #expect(!server.errorLog.contains("Echo data mismatch"))
         #expect(await server.waitForLog("Close connection\t127.0.0.1:", count: 3))
 

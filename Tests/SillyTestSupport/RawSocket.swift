@@ -39,7 +39,7 @@ public final class RawSocket: Sendable {
 
     /// Sends what the socket takes now, without waiting; returns how many bytes that was.
     public func sendAvailable(_ bytes: [UInt8]) -> Int {
-        bytes.withUnsafeBytes { Glibc.send(self.descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        bytes.withUnsafeBytes { Glibc.send(self.descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL)) }
     }
 
     /// Receives exactly `count` bytes, waiting at most `timeout` seconds for each chunk; fewer

@@ -2,11 +2,13 @@ import Foundation
 import Silly
 
 /// Every wait in a test is bounded by this, so a bug fails the test instead of hanging it.
-public let patience: Duration = .seconds(20)
+/// Generous: all tests run at once on two cores, and a step of one can wait many seconds for
+/// the others (no test passes by waiting it out, so only a failure takes this long).
+public let patience: Duration = .seconds(60)
 
 /// How long a test waits for a program it started to finish its work: some run for seconds
 /// of their own (the tutorial's clients sleep between lines), which a loaded machine stretches.
-public let programPatience: Duration = patience * 3
+public let programPatience: Duration = patience * 2
 
 /// Polls `condition` until it holds, up to `within`; returns whether it did.
 public func eventually(within: Duration = patience, _ condition: () async -> Bool) async -> Bool {
