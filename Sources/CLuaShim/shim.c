@@ -56,6 +56,13 @@ int silly_resume(lua_State *co, int nargs, int action, int *nresults) {
     return lua_resume(co, NULL, nargs + 2, nresults);
 }
 
+static void silly_halt_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    luaL_error(L, "silly.exit");
+}
+
+void silly_halt(lua_State *L) { lua_sethook(L, silly_halt_hook, LUA_MASKCOUNT, 1); }
+
 int silly_registryindex(void) { return LUA_REGISTRYINDEX; }
 void silly_pop(lua_State *L, int n) { lua_pop(L, n); }
 void silly_remove(lua_State *L, int index) { lua_remove(L, index); }

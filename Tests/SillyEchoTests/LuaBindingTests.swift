@@ -278,6 +278,7 @@ struct LuaBindingTests {
             print("bad bind:", tcp.connect(listener.addr, { bind = "10.255.255.1:0" }))
             print("bad self:", pcall(conn.read, {}, "\\n"))
             print("bad argument:", pcall(conn.read, conn, {}))
+            print("bad readline:", pcall(conn.readline, conn, ""))
             conn:close()
             print("close:", listener:close())
             print("refused:", tcp.connect(listener.addr))
@@ -298,6 +299,7 @@ struct LuaBindingTests {
         #expect(run.log.contains("bad bind:\tnil\t"))
         #expect(run.log.contains("bad self:\tfalse\tbad self to 'read' (connection expected"))
         #expect(run.log.contains("bad argument:\tfalse\tbad argument #1 to 'read' (delimiter string or byte count expected)"))
+        #expect(run.log.contains("bad readline:\tfalse\tbad argument #1 to 'readline' (delimiter must not be empty)"), "\(run.log)")
     }
 
     @Test("SIGTERM or SIGINT closes listeners and connections: handlers see active closed, and the process exits 0",
@@ -355,6 +357,19 @@ struct LuaBindingTests {
             """)
         #expect(await exit.exitStatus() == 3)
         #expect(exit.log == "before\n")
+
+        // Where the task cannot yield (a sort comparator, a coroutine of its own), the exit
+        // is an error that a pcall catches: what follows still does not run.
+        let caught = try Lua.run(source: """
+            local silly = require "silly"
+            local ok = pcall(table.sort, {1, 2, 3}, function(a, b) silly.exit(7) return a < b end)
+            print("after the comparator", ok)
+            local wrapped = coroutine.wrap(function() pcall(silly.exit, 8) print("after the wrap") end)
+            wrapped()
+            print("after all")
+            """)
+        #expect(await caught.exitStatus() == 7)
+        #expect(caught.log == "", "\(caught.log)")
 
         let version = try ServerProcess(["--version"], addPort: false, executable: Lua.silly)
         #expect(await version.exitStatus() == 0)

@@ -25,6 +25,10 @@ void silly_pushhostfunction(lua_State *L, silly_host_function function);
 /// other way raises an error instead of taking its resumer's values.)
 int silly_resume(lua_State *co, int nargs, int action, int *nresults);
 
+/// Makes every further Lua instruction on `L` raise "silly.exit": the process is ending, and code
+/// that caught the error `silly.exit` raised where it could not yield must not go on.
+void silly_halt(lua_State *L);
+
 int silly_registryindex(void);
 void silly_pop(lua_State *L, int n);
 void silly_remove(lua_State *L, int index);

@@ -80,12 +80,13 @@ final class LuaConnection: TCPReadHandler {
         return body(connection, stack)
     }
 
-    /// `conn:read(delimiter or count [, timeout-ms])`: the data, or `nil, error`.
-    private func read(_ stack: LuaStack) -> Int32 {
+    /// `conn:read(delimiter or count [, timeout-ms])`: the data, or `nil, error`. `name` is the
+    /// method's name in argument errors.
+    private func read(_ stack: LuaStack, as name: String = "read") -> Int32 {
         var timeout: TimeAmount?
         if !stack.isNone(at: 3) {
             guard let milliseconds = stack.milliseconds(at: 3) else {
-                return stack.argumentError(2, "read", "timeout in milliseconds expected")
+                return stack.argumentError(2, name, "timeout in milliseconds expected")
             }
             timeout = milliseconds
         }
@@ -94,17 +95,17 @@ final class LuaConnection: TCPReadHandler {
         switch stack.type(at: 2) {
         case LUA_TSTRING:
             guard let delimiter = stack.bytes(at: 2).flatMap(Delimiter.init) else {
-                return stack.argumentError(1, "read", "delimiter must not be empty")
+                return stack.argumentError(1, name, "delimiter must not be empty")
             }
             result = self.connection.tryRead(
                 until: delimiter, maxLength: self.lineLimit ?? Int(Int32.max), timeout: timeout, notifying: self)
         case LUA_TNUMBER:
             guard let count = stack.integer(at: 2), count >= 0 else {
-                return stack.argumentError(1, "read", "byte count must be a non-negative integer")
+                return stack.argumentError(1, name, "byte count must be a non-negative integer")
             }
             result = self.connection.tryRead(count: Int(count), timeout: timeout, notifying: self)
         default:
-            return stack.argumentError(1, "read", "delimiter string or byte count expected")
+            return stack.argumentError(1, name, "delimiter string or byte count expected")
         }
         guard let result else {
             task.isWaiting = true
@@ -136,7 +137,7 @@ final class LuaConnection: TCPReadHandler {
         default:
             return stack.argumentError(1, "readline", "delimiter string expected")
         }
-        return self.read(stack)
+        return self.read(stack, as: "readline")
     }
 
     func readCompleted(_ result: Result<ByteBuffer, SillyError>) {
