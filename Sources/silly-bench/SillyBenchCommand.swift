@@ -72,7 +72,11 @@ struct SillyBenchCommand: AsyncParsableCommand {
     func run() async throws {
         signal(SIGPIPE, SIG_IGN)
         // Each client is a descriptor: thousands of them need more than the usual soft limit.
-        FileLimit.raiseToHardLimit()
+        let files = FileLimit.raiseToHardLimit()
+        if let problem = FileLimit.tooManyEventLoops(self.threads, openFiles: files.soft) {
+            FileHandle.standardError.write(Data("silly-bench: --threads: \(problem)\n".utf8))
+            throw ExitCode.failure
+        }
         var configuration = LoadConfiguration()
         configuration.address = self.addr
         configuration.clients = self.clients

@@ -122,8 +122,8 @@ struct SillyEchoCommand: AsyncParsableCommand {
     /// given explicitly is kept, with a warning.)
     static func connectionLimit(_ requested: Int?, openFiles: UInt64, threads: Int, logger: Logger) -> Int {
         let limit = requested ?? EchoConfiguration().maxConnections
-        // 64, and 3 for each event loop (its epoll, wakeup and timer descriptors).
-        let reserved = min(64 + 3 * UInt64(max(threads, 1)), openFiles / 2)
+        // 64, and those of each event loop.
+        let reserved = min(64 + FileLimit.perEventLoop * UInt64(max(threads, 1)), openFiles / 2)
         let allowed = max(1, Int(clamping: openFiles - reserved))
         guard openFiles > 0, limit > allowed else { return limit }
         let files = "the open-file limit allows (\(openFiles), \(reserved) of them kept for the server)"
@@ -146,6 +146,10 @@ struct SillyEchoCommand: AsyncParsableCommand {
         let logger = Logger(label: "silly-echo")
         let files = FileLimit.raiseToHardLimit()
         logger.info("Open-file limit: \(files.soft) (hard limit \(files.hard))")
+        if let threads = self.threads, let problem = FileLimit.tooManyEventLoops(threads, openFiles: files.soft) {
+            printError("silly-echo: --threads: \(problem)")
+            throw ExitCode.failure
+        }
 
         var configuration = EchoConfiguration()
         configuration.address = self.addr

@@ -46,6 +46,15 @@ struct ServiceTests {
         let bad = try ServerProcess(["--threads", "0"])
         #expect(await bad.exitStatus() == 64)
         #expect(bad.errorLog.contains("--threads must be at least 1"))
+
+        // More loops than the descriptors allow: one line and status 1 (SwiftNIO would trap).
+        let bench = builtExecutable("silly-bench")
+        for (program, arguments) in [(sillyEchoPath, "--addr 127.0.0.1:0 --threads 100"), (bench, "--addr 127.0.0.1:9 --threads 30")] {
+            let tooMany = try ServerProcess(["-c", "ulimit -n 128 && exec \(program) \(arguments)"], addPort: false, executable: "/bin/sh")
+            #expect(await tooMany.exitStatus() == 1, "\(program)")
+            #expect(tooMany.errorLog.contains("--threads: "), "\(tooMany.errorLog)")
+            #expect(tooMany.errorLog.contains(" event-loop threads need 3 descriptors each, more than the open-file limit (128) allows"), "\(tooMany.errorLog)")
+        }
     }
 
     @Test("an out-of-range duration or a zero timeout is refused with a message, never a crash")
