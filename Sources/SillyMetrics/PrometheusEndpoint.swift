@@ -41,6 +41,9 @@ public final class PrometheusEndpoint: Service, Sendable {
         public var description: String { "metrics endpoint: cannot listen: \(self.reason)" }
     }
 
+    /// How long a metrics connection may sit with nothing read or written before it is closed.
+    static let idleTimeout = TimeAmount.seconds(30)
+
     /// Listens and serves until a graceful shutdown or cancellation.
     /// - Throws: ``ListenError`` for a bad or busy address.
     public func run() async throws {
@@ -53,6 +56,8 @@ public final class PrometheusEndpoint: Service, Sendable {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        // A scraper that goes quiet (or never finishes its request) is closed.
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: Self.idleTimeout))
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                         try channel.pipeline.syncOperations.addHandler(
                             MetricsRequestHandler(registry: registry, beforeScrape: beforeScrape)
@@ -75,7 +80,7 @@ public final class PrometheusEndpoint: Service, Sendable {
 }
 
 /// Answers one HTTP/1 request at a time: `GET /metrics` (or `HEAD`), 404 elsewhere, 405 for
-/// other methods.
+/// other methods; closes a connection quiet for ``PrometheusEndpoint/idleTimeout``.
 private final class MetricsRequestHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -87,6 +92,14 @@ private final class MetricsRequestHandler: ChannelInboundHandler {
     init(registry: PrometheusCollectorRegistry, beforeScrape: @escaping @Sendable () -> Void) {
         self.registry = registry
         self.beforeScrape = beforeScrape
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

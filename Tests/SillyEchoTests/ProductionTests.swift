@@ -151,6 +151,18 @@ struct ProductionTests {
         #expect(await server.stop() == 0)
     }
 
+    @Test("a metrics client that never finishes its request is closed once it has been quiet for 30 s")
+    func metricsClientGoesQuiet() async throws {
+        let server = try ServerProcess(["--metrics-addr", "127.0.0.1:0"])
+        let metrics = try await metricsAddress(of: server)
+        let client = try await TCP.connect(metrics)
+        try await client.write("GET /metr")
+        // The server ends the connection (before: it held it, and its descriptor, for good).
+        #expect(try await client.readToEnd().readableBytes == 0)
+        await client.close()
+        #expect(await server.stop() == 0)
+    }
+
     @Test("--metrics-addr on a busy port fails at start with a clear error")
     func metricsAddressInUse() async throws {
         let holder = try await TCP.listen("127.0.0.1:0") { _ in }
