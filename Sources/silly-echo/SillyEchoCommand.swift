@@ -122,8 +122,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
     /// given explicitly is kept, with a warning.)
     static func connectionLimit(_ requested: Int?, openFiles: UInt64, threads: Int, logger: Logger) -> Int {
         let limit = requested ?? EchoConfiguration().maxConnections
-        // 64, and those of each event loop.
-        let reserved = min(64 + FileLimit.perEventLoop * UInt64(max(threads, 1)), openFiles / 2)
+        let reserved = min(FileLimit.keptForTheProcess + FileLimit.perEventLoop * UInt64(max(threads, 1)), openFiles / 2)
         let allowed = max(1, Int(clamping: openFiles - reserved))
         guard openFiles > 0, limit > allowed else { return limit }
         let files = "the open-file limit allows (\(openFiles), \(reserved) of them kept for the server)"

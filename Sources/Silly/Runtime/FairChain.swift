@@ -44,8 +44,8 @@ package struct FairChain {
 package final class FairQueue {
     private let loop: any EventLoop
     private var pending: [() -> Void] = []
+    /// A drain is scheduled or running: work added meanwhile waits for it (or for its next link).
     private var drainScheduled = false
-    private var draining = false
     private var chain = FairChain()
 
     package init(loop: any EventLoop) {
@@ -55,21 +55,20 @@ package final class FairQueue {
     /// Runs `work` on a coming turn of the loop, after the work already queued.
     package func add(_ work: @escaping () -> Void) {
         self.pending.append(work)
-        guard !self.drainScheduled, !self.draining else { return }
+        guard !self.drainScheduled else { return }
         self.drainScheduled = true
         self.chain.reset()
         self.loop.assumeIsolated().execute { self.drain() }
     }
 
     private func drain() {
-        self.drainScheduled = false
-        self.draining = true
         var batch: [() -> Void] = []
         swap(&batch, &self.pending)
         for work in batch { work() }
-        self.draining = false
-        guard !self.pending.isEmpty else { return }
-        self.drainScheduled = true
+        guard !self.pending.isEmpty else {
+            self.drainScheduled = false
+            return
+        }
         self.chain.next(on: self.loop) { self.drain() }
     }
 }

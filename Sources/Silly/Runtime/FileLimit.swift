@@ -26,12 +26,16 @@ public enum FileLimit {
     /// The descriptors each SwiftNIO event loop holds: its epoll, wakeup and timer descriptors.
     public static let perEventLoop: UInt64 = 3
 
-    /// Why `eventLoops` loops cannot start within the limit of `openFiles` (keeping 64 descriptors
-    /// for the rest of the process), or `nil` if they can. SwiftNIO traps when it cannot open a
-    /// loop's descriptors, so a program checks this before it makes its loops.
+    /// Descriptors a server keeps for itself beside its loops and connections: listeners, logs,
+    /// the files it opens.
+    public static let keptForTheProcess: UInt64 = 64
+
+    /// Why `eventLoops` loops cannot start within the limit of `openFiles` (keeping
+    /// ``keptForTheProcess``), or `nil` if they can. SwiftNIO traps when it cannot open a loop's
+    /// descriptors, so a program checks this before it makes its loops.
     public static func tooManyEventLoops(_ eventLoops: Int, openFiles: UInt64) -> String? {
         let needed = UInt64(max(eventLoops, 0)).multipliedReportingOverflow(by: Self.perEventLoop)
-        guard needed.overflow || needed.partialValue + 64 > openFiles else { return nil }
+        guard needed.overflow || needed.partialValue + Self.keptForTheProcess > openFiles else { return nil }
         return "\(eventLoops) event-loop threads need \(Self.perEventLoop) descriptors each, more than the open-file limit (\(openFiles)) allows"
     }
 }

@@ -1,7 +1,6 @@
 import Logging
 import NIOCore
 import NIOPosix
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -98,10 +97,9 @@ public enum TCP {
         of connecting: EventLoopFuture<TCPConnection>,
         attempt: ConnectAttempt
     ) async throws(SillyError) -> TCPConnection {
-        let decision = FirstComes()
         let outcome = connecting.eventLoop.makePromise(of: TCPConnection.self)
         connecting.whenComplete { result in
-            if decision.claim() {
+            if attempt.complete() {
                 outcome.completeWith(result)
             } else if case .success(let connection) = result {
                 connection.closeOnLoop()
@@ -111,20 +109,10 @@ public enum TCP {
             return try await withTaskCancellationHandler {
                 try await outcome.futureResult.get()
             } onCancel: {
-                guard decision.claim() else { return }
-                outcome.fail(SillyError.cancelled)
-                attempt.abandon()
+                if attempt.abandon() { outcome.fail(SillyError.cancelled) }
             }
         } catch {
             throw ConnectionEngine.describe(error)
-        }
-    }
-
-    /// Decides a race once: the first to claim it wins.
-    private final class FirstComes: Sendable {
-        private let claimed = Atomic<Bool>(false)
-        func claim() -> Bool {
-            self.claimed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
         }
     }
 
