@@ -21,7 +21,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
         abstract: "The Silly tutorial's TCP echo server, with its extension exercises built in.",
         usage: """
             silly-echo [<options>]
-            silly-echo client [<address>] [--message <message>]
+            silly-echo client [<address> | --addr <address>] [--message <message>]
             """,
         discussion: """
             Echoes every line a client sends (telnet 127.0.0.1 9999). Logs each connection's \
@@ -32,8 +32,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
         subcommands: [ClientCommand.self]
     )
 
-    @Option(help: "Address to listen on: IP:port, :port (all IPv4 interfaces; [::]:port for IPv6 too), [IPv6]:port or host:port.")
-    var addr = "127.0.0.1:9999"
+    @OptionGroup var server: ServerAddress
 
     @Option(help: "line: echo each line; command: the tutorial's help/time/quit protocol; raw: echo bytes as they arrive (RFC 862).")
     var mode: EchoMode = .line
@@ -151,7 +150,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
         }
 
         var configuration = EchoConfiguration()
-        configuration.address = self.addr
+        configuration.address = self.server.address
         configuration.mode = self.mode
         configuration.idleTimeout = self.idleTimeout.duration == .zero ? nil : self.idleTimeout.duration
         configuration.maxLineLength = self.maxLine
@@ -176,6 +175,12 @@ struct SillyEchoCommand: AsyncParsableCommand {
         var services: [any Service] = []
         let server: EchoServer
         if let metricsAddr = self.metricsAddr {
+            do {
+                _ = try TCP.listenAddress(metricsAddr)  // a malformed address stops us before the echo server listens
+            } catch {
+                printError("silly-echo: --metrics-addr: \(error)")
+                throw ExitCode.failure
+            }
             let registry = PrometheusCollectorRegistry()
             var factory = PrometheusMetricsFactory(registry: registry)
             factory.durationHistogramBuckets[EchoServer.connectionDurationMetric] = [
@@ -236,6 +241,16 @@ struct SillyEchoCommand: AsyncParsableCommand {
     }
 }
 
+/// `--addr`: where the server listens, or where the client connects.
+struct ServerAddress: ParsableArguments {
+    static let standard = "127.0.0.1:9999"
+
+    @Option(help: "Address to listen on (the client: to connect to): IP:port, :port (all IPv4 interfaces; [::]:port for IPv6 too), [IPv6]:port or host:port. (default: \(ServerAddress.standard))")
+    var addr: String?
+
+    var address: String { self.addr ?? Self.standard }
+}
+
 /// The tutorial's separate client.
 struct ClientCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -243,16 +258,26 @@ struct ClientCommand: AsyncParsableCommand {
         abstract: "Connect to an echo server, send one line, print its echo (the tutorial's separate client)."
     )
 
-    @Argument(help: "The server's address.")
-    var address = "127.0.0.1:9999"
+    @Argument(help: "The server's address (default: 127.0.0.1:9999).")
+    var address: String?
+
+    /// `--addr` after `client` is claimed by the parent command (swift-argument-parser's design),
+    /// so the client reads it through the option group they share.
+    @OptionGroup var server: ServerAddress
 
     @Option(help: "The line to send.")
     var message = "Hello from client"
 
+    func validate() throws {
+        if let address, let addressOption = self.server.addr, address != addressOption {
+            throw ValidationError("two addresses given: \(address) and --addr \(addressOption)")
+        }
+    }
+
     func run() async throws {
         signal(SIGPIPE, SIG_IGN)
         do {
-            _ = try await EchoClient.run(address: self.address, message: self.message) { print($0) }
+            _ = try await EchoClient.run(address: self.address ?? self.server.address, message: self.message) { print($0) }
         } catch .connect(let error) {
             printError("silly-echo client: \(error)")
             throw ExitCode.failure

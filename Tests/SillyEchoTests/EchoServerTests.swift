@@ -350,6 +350,12 @@ struct EchoServerTests {
         #expect(await client.exitStatus() == 0)
         #expect(client.log.contains("Connected to server: \(address)"))
         #expect(client.log.contains("Received echo: Hello from client"))
+        let byOption = try ServerProcess(["client", "--addr", address, "--message", "by --addr"], addPort: false)
+        #expect(await byOption.exitStatus() == 0)
+        #expect(byOption.log.contains("Received echo: by --addr"), "\(byOption.log)")
+        let twoAddresses = try ServerProcess(["client", address, "--addr", "127.0.0.1:1"], addPort: false)
+        #expect(await twoAddresses.exitStatus() == 64)
+        #expect(twoAddresses.errorLog.contains("two addresses given"), "\(twoAddresses.errorLog)")
         #expect(await server.stop() == 0)
     }
 

@@ -171,6 +171,14 @@ struct ProductionTests {
         #expect(server.errorLog.contains("silly-echo: --metrics-addr: cannot listen: address already in use: 127.0.0.1:\(holder.port)"), "\(server.errorLog)")
         await holder.close()
     }
+
+    @Test("a malformed --metrics-addr fails at start, before the echo server listens")
+    func metricsAddressMalformed() async throws {
+        let server = try ServerProcess(["--metrics-addr", "bogus"])
+        #expect(await server.exitStatus() == 1)
+        #expect(server.errorLog.contains("silly-echo: --metrics-addr: invalid address 'bogus'"), "\(server.errorLog)")
+        #expect(!server.log.contains("Listening on"), "\(server.log)")
+    }
 }
 
 @Suite("silly-echo and silly-bench over TLS",

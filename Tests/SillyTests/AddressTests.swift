@@ -31,7 +31,7 @@ struct AddressTests {
         "malformed addresses fail with invalidAddress naming the address",
         arguments: [
             "", "9999", "127.0.0.1", "127.0.0.1:", "127.0.0.1:port", "127.0.0.1:65536", "127.0.0.1:-1",
-            "::1:9999", "[::1]9999", "[::1", "[]:80", "bad host:80", "127.0.0.1:99999999999999999999",
+            "::1:9999", "[::1]9999", "[::1", "[]:80", "[127.0.0.1]:0", "[localhost]:80", "bad host:80", "127.0.0.1:99999999999999999999",
         ]
     )
     func malformed(address: String) async throws {

@@ -193,8 +193,13 @@ struct TLSTests {
     @Test("a private key that is not the certificate's is refused")
     func mismatchedKey() async throws {
         let other = try await TestCertificate.make()
-        #expect(throws: SillyError.self) {
-            try TLSOptions.server(certificateFile: self.certificate.certificateFile, privateKeyFile: other.privateKeyFile)
+        do throws(SillyError) {
+            _ = try TLSOptions.server(certificateFile: self.certificate.certificateFile, privateKeyFile: other.privateKeyFile)
+            Issue.record("a key of another certificate was taken")
+        } catch {
+            #expect("\(error)".hasPrefix(
+                "TLS: the private key in \(other.privateKeyFile) does not go with the certificate in \(self.certificate.certificateFile)"),
+                "\(error)")
         }
     }
 

@@ -25,6 +25,7 @@ struct HostAndPort: Sendable, Equatable {
             guard rest.hasPrefix(":") else { throw invalid("expected ':port' after ']'") }
             portPart = rest.dropFirst()
             guard !hostPart.isEmpty else { throw invalid("empty IPv6 address") }
+            guard hostPart.contains(":") else { throw invalid("brackets are for IPv6 addresses only; write '\(hostPart):\(portPart)'") }
         } else {
             guard let colon = address.lastIndex(of: ":") else { throw invalid("missing ':port'") }
             hostPart = address[..<colon]

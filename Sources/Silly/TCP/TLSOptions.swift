@@ -33,7 +33,12 @@ public struct TLSOptions: Sendable {
             privateKey: .privateKey(key)
         )
         configuration.minimumTLSVersion = .tlsv12
-        return TLSOptions(context: try Self.context(configuration), serverName: nil)
+        do {
+            return TLSOptions(context: try NIOSSLContext(configuration: configuration), serverName: nil)
+        } catch {
+            // What is left to fail once both files have loaded: the key does not match the certificate.
+            throw .tls("the private key in \(privateKeyFile) does not go with the certificate in \(certificateFile): \(error)")
+        }
     }
 
     /// A client's TLS. The server's certificate is verified against the system's certificate
