@@ -15,6 +15,8 @@ public struct LoadGenerator: Sendable {
     public let configuration: LoadConfiguration
     /// Echoes verified so far, by all clients: for a progress line.
     public let progress = Progress()
+    /// Set by ``stop()``.
+    private let stopping = Stopping()
 
     /// A generator for `configuration`; nothing starts until ``run()``.
     public init(configuration: LoadConfiguration) {
@@ -27,6 +29,20 @@ public struct LoadGenerator: Sendable {
         func add(_ n: Int) { self.count.add(n, ordering: .relaxed) }
         /// Echoes verified so far.
         public var messages: Int { self.count.load(ordering: .relaxed) }
+    }
+
+    /// Set once the run is asked to stop early.
+    final class Stopping: Sendable {
+        private let flag = Atomic<Bool>(false)
+        func set() { self.flag.store(true, ordering: .relaxed) }
+        var isSet: Bool { self.flag.load(ordering: .relaxed) }
+    }
+
+    /// Ends the run early (silly-bench's Ctrl-C): clients send no more lines, wait for the
+    /// echoes already in flight, and close, so every line sent is still checked and counted.
+    /// ``run()`` then returns a result marked ``LoadResult/interrupted``. Safe from any thread.
+    public func stop() {
+        self.stopping.set()
     }
 
     /// Runs every client to its end and returns the merged result, timed on a monotonic clock
@@ -53,6 +69,7 @@ public struct LoadGenerator: Sendable {
             result.latency.add(recorder.histogram)
         }
         result.elapsed = ContinuousClock.now - start
+        result.interrupted = self.stopping.isSet
         return result
     }
 
@@ -85,7 +102,7 @@ public struct LoadGenerator: Sendable {
         precondition(conn.eventLoop === loop, "a client's connection must live on its recorder's loop")
         let driver = ClientDriver(
             connection: conn, line: ByteBuffer(bytes: configuration.line(for: index)), configuration: configuration,
-            deadline: deadline, progress: self.progress, latency: latency, result: result)
+            deadline: deadline, stopping: self.stopping, progress: self.progress, latency: latency, result: result)
         return await withCheckedContinuation { continuation in
             conn.eventLoop.execute { driver.start(continuation) }
         }
@@ -103,6 +120,7 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
     let line: ByteBuffer
     let readTimeout: TimeAmount
     let deadline: NIODeadline?
+    let stopping: LoadGenerator.Stopping
     let progress: LoadGenerator.Progress
     let total: Int
     /// Shared with the other clients of this loop.
@@ -115,11 +133,12 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
     @exclusivity(unchecked) var continuation: CheckedContinuation<ClientResult, Never>?
 
     init(connection: TCPConnection, line: ByteBuffer, configuration: LoadConfiguration, deadline: NIODeadline?,
-         progress: LoadGenerator.Progress, latency: LatencyRecorder, result: ClientResult) {
+         stopping: LoadGenerator.Stopping, progress: LoadGenerator.Progress, latency: LatencyRecorder, result: ClientResult) {
         self.connection = connection
         self.line = line
         self.readTimeout = TimeAmount(configuration.readTimeout)
         self.deadline = deadline
+        self.stopping = stopping
         self.progress = progress
         self.latency = latency
         self.total = deadline == nil ? configuration.messages : Int.max
@@ -129,7 +148,7 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
 
     func start(_ continuation: CheckedContinuation<ClientResult, Never>) {
         self.continuation = continuation
-        while self.sent < min(self.sentAt.count, self.total) {
+        while self.sent < min(self.sentAt.count, self.total) && !self.stopping.isSet {
             guard self.send(at: .now()) else { return self.finish() }
         }
         self.pump()
@@ -174,7 +193,7 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
                 self.reported = self.result.messages
             }
             let timeIsUp = self.deadline.map { now >= $0 } ?? false
-            if self.sent < self.total && !timeIsUp {
+            if self.sent < self.total && !timeIsUp && !self.stopping.isSet {
                 return self.send(at: now)
             }
             return true

@@ -19,6 +19,9 @@ public enum LoadReport {
             String(format: "  messages     %d verified in %.3f s", result.messages, result.seconds),
             String(format: "  throughput   %.0f msg/s, %.2f MB/s", result.messagesPerSecond, result.megabytesPerSecond),
         ]
+        if result.interrupted {
+            lines.append("  interrupted  stopped early: no more lines sent, the echoes in flight awaited and checked")
+        }
         if result.latency.totalCount > 0 {
             lines.append("  latency      " + Self.summary(result.latency) + " (µs)")
         }
@@ -74,6 +77,7 @@ public enum LoadReport {
             var errors: ErrorCounts
             var errorsTotal: Int
             var failures: [String: Int]
+            var interrupted: Bool
         }
         let c = result.configuration
         let document = Document(
@@ -84,7 +88,8 @@ public enum LoadReport {
             elapsedSeconds: result.seconds, messagesPerSecond: result.messagesPerSecond,
             megabytesPerSecond: result.megabytesPerSecond,
             latencyMicroseconds: Percentiles(result.latency), connectMicroseconds: Percentiles(result.connect),
-            errors: result.errors, errorsTotal: result.errors.total, failures: result.failures
+            errors: result.errors, errorsTotal: result.errors.total, failures: result.failures,
+            interrupted: result.interrupted
         )
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase

@@ -81,6 +81,8 @@ public struct LoadResult: Sendable {
     public var errors = ErrorCounts()
     /// What stopped the clients that failed, in words, with how many it stopped.
     public var failures: [String: Int] = [:]
+    /// Stopped early by ``LoadGenerator/stop()``: the figures cover what ran until then.
+    public var interrupted = false
 
     init(configuration: LoadConfiguration) {
         self.configuration = configuration

@@ -13,7 +13,9 @@ struct SillyBenchCommand: AsyncParsableCommand {
             Opens --clients connections, each keeping --pipeline lines of --size bytes in flight, \
             checks every echoed byte, and reports messages per second, MB/s and latency \
             percentiles (HdrHistogram) once every client is done, timed on a monotonic clock. \
-            Exits 1 if any connect, echo or byte failed.
+            Exits 1 if any connect, echo or byte failed. Ctrl-C (SIGINT) stops early: no more \
+            lines are sent, the echoes in flight are awaited and checked, the figures so far are \
+            reported, and the exit status is 130 (1 if anything failed); a second Ctrl-C quits at once.
             """
     )
 
@@ -97,8 +99,10 @@ struct SillyBenchCommand: AsyncParsableCommand {
         }
 
         let generator = LoadGenerator(configuration: configuration)
+        let interrupt = Self.stopOnFirstInterrupt(generator)
         let progress = isatty(STDOUT_FILENO) == 1 && !self.json ? Self.showProgress(of: generator) : nil
         let result = await generator.run()
+        interrupt.cancel()
         progress?.cancel()
         _ = await progress?.value
         if progress != nil { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
@@ -106,6 +110,24 @@ struct SillyBenchCommand: AsyncParsableCommand {
         if result.errors.total > 0 {
             throw ExitCode.failure
         }
+        if result.interrupted {
+            throw ExitCode(128 + SIGINT)
+        }
+    }
+
+    /// The first SIGINT stops the run gently (the report still comes); SIGINT's default action is
+    /// then restored, so a second one ends the process at once.
+    static func stopOnFirstInterrupt(_ generator: LoadGenerator) -> any DispatchSourceSignal {
+        signal(SIGINT, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        source.setEventHandler {
+            source.cancel()
+            signal(SIGINT, SIG_DFL)
+            FileHandle.standardError.write(Data("silly-bench: stopping: waiting for the echoes in flight (Ctrl-C again to quit now)\n".utf8))
+            generator.stop()
+        }
+        source.resume()
+        return source
     }
 
     /// A live `done/total, rate` line, redrawn twice a second, while stdout is a terminal.

@@ -2,6 +2,7 @@ import Foundation
 import Silly
 import SillyBench
 import SillyTestSupport
+import Synchronization
 import Testing
 
 /// silly-bench, the built executable, against servers started in the test.
@@ -95,6 +96,31 @@ struct BenchTests {
         #expect((figures["elapsed_seconds"] as? Double ?? 0) >= 1.0)
         #expect(figures["duration_seconds"] as? Double == 1.0)
         #expect((figures["messages"] as? Int ?? 0) > 0)
+        await listener.close()
+    }
+
+    @Test("Ctrl-C stops early: every line sent is still echoed and checked, the report comes, exit 130")
+    func interrupted() async throws {
+        let echoed = Atomic<Int>(0)
+        let listener = try await TCP.listen("127.0.0.1:0") { conn in
+            while true {
+                try await conn.write(try await conn.read(until: "\n"))
+                echoed.add(1, ordering: .relaxed)
+            }
+        }
+        let process = try ServerProcess(
+            ["--addr", "127.0.0.1:\(listener.port)", "--clients", "10", "--pipeline", "4", "--duration", "600s", "--json", "--timeout", "60s"],
+            addPort: false, executable: Self.bench)
+        #expect(await eventually(within: programPatience) { echoed.load(ordering: .relaxed) >= 1000 })
+        let status = await process.stop(signal: SIGINT)
+        #expect(status == 130, "\(process.errorLog)")
+        let figures = try #require(try JSONSerialization.jsonObject(with: Data(process.log.utf8)) as? [String: Any], "not JSON: \(process.log)")
+        #expect(figures["interrupted"] as? Bool == true)
+        #expect(figures["errors_total"] as? Int == 0, "\(figures)")
+        // The clients stopped sending and waited for what was in flight: the server echoed
+        // exactly the lines the report counts as verified.
+        #expect(await eventually { echoed.load(ordering: .relaxed) == figures["messages"] as? Int })
+        #expect(process.errorLog.contains("stopping: waiting for the echoes in flight"))
         await listener.close()
     }
 
