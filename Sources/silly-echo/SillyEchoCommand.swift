@@ -26,7 +26,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
         discussion: """
             Echoes every line a client sends (telnet 127.0.0.1 9999). Logs each connection's \
             accept and close with the number of open connections, and its traffic when it closes. \
-            SIGINT or SIGTERM stops accepting, lets open connections finish what they have \
+            SIGINT, SIGTERM or SIGHUP stops accepting, lets open connections finish what they have \
             received (--shutdown-grace), logs the totals and exits 0.
             """,
         subcommands: [ClientCommand.self]
@@ -52,7 +52,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
     @Option(help: "Log the server's totals this often (e.g. 10s); 0: only at shutdown.")
     var statsInterval: DurationArgument = DurationArgument(.zero)
 
-    @Option(help: "On SIGINT/SIGTERM, how long open connections may take to finish.")
+    @Option(help: "On SIGINT/SIGTERM/SIGHUP, how long open connections may take to finish.")
     var shutdownGrace: DurationArgument = DurationArgument(.seconds(5))
 
     @Option(help: "Length of the kernel's queue of connections not yet accepted.")
@@ -200,7 +200,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
 
         var groupConfiguration = ServiceGroupConfiguration(
             services: services,
-            gracefulShutdownSignals: [.sigterm, .sigint],
+            gracefulShutdownSignals: [.sigterm, .sigint, .sighup],
             logger: logger
         )
         groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownGrace + .seconds(5)

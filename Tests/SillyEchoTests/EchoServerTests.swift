@@ -290,11 +290,11 @@ struct EchoServerTests {
         await conn.close()
     }
 
-    @Test("SIGINT stops the server the same way")
-    func sigint() async throws {
+    @Test("SIGINT, and SIGHUP (its terminal closed), stop the server the same way", arguments: [SIGINT, SIGHUP])
+    func otherSignals(signal: Int32) async throws {
         let server = try ServerProcess([])
         _ = try await server.address()
-        #expect(await server.stop(signal: SIGINT) == 0)
+        #expect(await server.stop(signal: signal) == 0)
         #expect(server.log.contains("Shutdown complete"))
     }
 
