@@ -49,6 +49,8 @@ public final class LuaRuntime {
     private var nextSendingKey = 0
     private var timers: [Int: LuaTimer] = [:]
     private var nextTimerID = 1
+    /// The loop's timers: `time.cancel` costs O(log n) there, not a search of every pending timer.
+    private let timerQueue: TimerQueue
     /// Yielded tasks, and sleeps and timers of no delay: they run on the loop's coming turns,
     /// which a task yielding in a loop must not keep from its sockets.
     private let soon: FairQueue
@@ -67,6 +69,7 @@ public final class LuaRuntime {
     public init(eventLoop: any EventLoop, connectionOptions: ConnectionOptions = LuaRuntime.defaultConnectionOptions, exitCode: EventLoopPromise<Int32>) {
         self.eventLoop = eventLoop
         self.soon = FairQueue(loop: eventLoop)
+        self.timerQueue = EventLoopExecutor.for(eventLoop).timers
         self.connectionOptions = connectionOptions
         self.exitCode = exitCode
         self.state = luaL_newstate()
@@ -404,9 +407,9 @@ public final class LuaRuntime {
             }
             self.release(timer)
         }
-        var scheduled: Scheduled<Void>?
+        var scheduled: TimerQueue.Timer?
         if delay > .zero {
-            scheduled = self.eventLoop.assumeIsolated().scheduleTask(in: delay, fire)
+            scheduled = self.timerQueue.schedule(in: delay, fire)
         } else {
             self.soon.add(fire)  // cancelled meanwhile, it finds no timer and does nothing
         }
@@ -417,7 +420,7 @@ public final class LuaRuntime {
     /// Cancels a pending timer; `false` if it already fired or was cancelled.
     func cancelTimer(_ id: Int) -> Bool {
         guard let timer = self.timers.removeValue(forKey: id) else { return false }
-        timer.scheduled?.cancel()
+        if let scheduled = timer.scheduled { self.timerQueue.cancel(scheduled) }
         self.release(timer)
         return true
     }
@@ -506,7 +509,7 @@ public struct ScriptError: Error, CustomStringConvertible {
 /// A pending `time.after`: what it runs, anchored until it fires or is cancelled.
 struct LuaTimer {
     /// `nil` for a timer of no delay, which waits in the runtime's `soon` queue instead.
-    let scheduled: Scheduled<Void>?
+    let scheduled: TimerQueue.Timer?
     let function: Int32
     let argument: Int32
 }

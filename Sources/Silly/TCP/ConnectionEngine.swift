@@ -79,7 +79,7 @@ final class ProxyHeaderBox: Sendable {
 /// Invariants: everything here runs on the channel's event loop. At most one read waits at a time
 /// (`pendingRead`), and it is resumed exactly once: with data, an error or a timeout.
 /// After the peer closed, buffered bytes are still served before the error that ends reading.
-final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIOScheduledCallbackHandler {
+final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -111,16 +111,12 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
     /// One timer per connection serves every read's timeout: a read only records its deadline,
     /// and the timer, when it fires early, re-arms for the waiting read's deadline. So a read
     /// loop with a timeout costs a clock read per line, not a scheduled task.
-    /// The timer's handle is boxed (a connection whose reads have no timeout keeps 16 bytes for
-    /// the timer, not 65); when it fires is kept here, so a read checks it without touching the box.
-    private var readTimer: TimerHandle?
+    /// It is one of the loop's ``TimerQueue`` (cancelling it at close costs O(log n), not a search
+    /// through every connection's timer); when it fires is kept here too, so a read checks it
+    /// without touching the timer.
+    private var readTimer: TimerQueue.Timer?
     /// When the read timer fires; `.distantFuture` while it is not armed.
     private var readTimerDeadline = NIODeadline.distantFuture
-
-    private final class TimerHandle {
-        let callback: NIOScheduledCallback
-        init(_ callback: NIOScheduledCallback) { self.callback = callback }
-    }
     private var writabilityWaiters: [WritabilityWait] = []
 
     /// A task waiting for the send queue to drain, and its timeout's timer, if it has one.
@@ -215,24 +211,21 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler, NIO
         self.resumeReadingIfHeldBack()
     }
 
-    /// Makes sure the read timer fires no later than `deadline`. The engine itself is the
-    /// callback's handler: arming it allocates no closure and no promise.
+    /// Makes sure the read timer fires no later than `deadline`.
     private func armReadTimer(at deadline: NIODeadline) {
         if self.readTimerDeadline <= deadline { return }  // it fires first, then re-arms
         self.cancelReadTimer()
-        guard let callback = try? self.executor.eventLoop.assumeIsolated().scheduleCallback(at: deadline, handler: self)
-        else { return }
-        self.readTimer = TimerHandle(callback)
+        self.readTimer = self.executor.timers.schedule(at: deadline) { self.readTimerFired() }
         self.readTimerDeadline = deadline
     }
 
     private func cancelReadTimer() {
-        self.readTimer?.callback.cancel()
+        if let timer = self.readTimer { self.executor.timers.cancel(timer) }
         self.readTimer = nil
         self.readTimerDeadline = .distantFuture
     }
 
-    func handleScheduledCallback(eventLoop: some EventLoop) {
+    private func readTimerFired() {
         self.readTimer = nil
         self.readTimerDeadline = .distantFuture
         guard let pending = self.pendingRead, pending.deadline != .distantFuture else { return }

@@ -8,16 +8,33 @@ public enum Time {
     public final class Timer: Sendable {
         private enum Phase: UInt8 { case pending, fired, cancelled }
         private let phase = Atomic<UInt8>(Phase.pending.rawValue)
-        private let scheduled = Mutex<Scheduled<Void>?>(nil)
+        private let executor: EventLoopExecutor
+        /// Its place in the loop's ``TimerQueue``, once scheduled there (on the loop).
+        private let entry = Mutex<TimerQueue.Timer?>(nil)
 
-        fileprivate init() {}
+        fileprivate init(on loop: any EventLoop) {
+            self.executor = EventLoopExecutor.for(loop)
+        }
 
-        fileprivate func schedule(on loop: any EventLoop, after delay: Duration, _ body: @escaping @Sendable () async -> Void) {
-            let task = loop.scheduleTask(in: TimeAmount(delay)) { [self] in
-                guard self.claim(.fired) else { return }
-                Task(executorPreference: EventLoopExecutor.for(loop)) { await body() }
+        fileprivate func schedule(after delay: Duration, _ body: @escaping @Sendable () async -> Void) {
+            let deadline = NIODeadline.now() + TimeAmount(delay)
+            self.onLoop { [self] in
+                guard self.phase.load(ordering: .acquiring) == Phase.pending.rawValue else { return }  // cancelled already
+                let entry = self.executor.timers.schedule(at: deadline) { [self] in
+                    self.entry.withLock { $0 = nil }
+                    guard self.claim(.fired) else { return }
+                    Task(executorPreference: self.executor) { await body() }
+                }
+                self.entry.withLock { $0 = entry }
             }
-            self.scheduled.withLock { $0 = task }
+        }
+
+        private func onLoop(_ work: @escaping @Sendable () -> Void) {
+            if self.executor.eventLoop.inEventLoop {
+                work()
+            } else {
+                self.executor.eventLoop.execute(work)
+            }
         }
 
         private func claim(_ phase: Phase) -> Bool {
@@ -30,7 +47,9 @@ public enum Time {
         @discardableResult
         public func cancel() -> Bool {
             guard self.claim(.cancelled) else { return false }
-            self.scheduled.withLock { $0?.cancel(); $0 = nil }
+            self.onLoop { [self] in
+                if let entry = self.entry.withLock({ $0.take() }) { self.executor.timers.cancel(entry) }
+            }
             return true
         }
 
@@ -47,8 +66,8 @@ public enum Time {
         _ body: @escaping @Sendable () async -> Void
     ) -> Timer {
         let loop = eventLoop ?? MultiThreadedEventLoopGroup.currentEventLoop ?? MultiThreadedEventLoopGroup.singleton.next()
-        let timer = Timer()
-        timer.schedule(on: loop, after: delay, body)
+        let timer = Timer(on: loop)
+        timer.schedule(after: delay, body)
         return timer
     }
 
