@@ -5,6 +5,9 @@
 #
 #   git worktree add /tmp/silly-before <commit> && (cd /tmp/silly-before && swift build -c release --product silly-echo)
 #   Benchmarks/compare-builds.sh 7 4 1000 64 1 /tmp/silly-before/.build/release/silly-echo .build/release/silly-echo
+# A BINARY with `{port}` in it is a whole server command instead (as compare.py takes it), e.g.
+#   Benchmarks/compare-builds.sh 5 4 10000 64 1 '/tmp/silly-before Examples/lua/timeout.lua 127.0.0.1:{port}' \
+#       '.build/release/silly Examples/lua/timeout.lua 127.0.0.1:{port}'
 # usage: compare-builds.sh ROUNDS SECONDS CONNECTIONS SIZE DEPTH BINARY...
 set -euo pipefail
 rounds=$1; seconds=$2; conns=$3; size=$4; depth=$5; shift 5
@@ -15,7 +18,12 @@ results=$(mktemp); trap 'rm -f "$results" "$results.out"' EXIT
 for round in $(seq "$rounds"); do
     for index in $(seq $#); do
         bin=${!index}
-        "$bin" --addr 127.0.0.1:$port --log-level error --max-connections 20000 >/dev/null 2>&1 &
+        if [[ $bin == *"{port}"* ]]; then
+            read -ra command <<<"${bin//\{port\}/$port}"
+        else
+            command=("$bin" --addr 127.0.0.1:$port --log-level error --max-connections 20000)
+        fi
+        "${command[@]}" >/dev/null 2>&1 &
         pid=$!; sleep 0.4
         "$echoload" 127.0.0.1 $port "$conns" $((seconds + 2)) "$size" "$depth" >"$results.out" &
         load=$!; sleep 1.5
