@@ -13,7 +13,9 @@ final class ProxyHeaderDecoder: ChannelInboundHandler, RemovableChannelHandler {
     private let logger: Logger
     private let onHeader: (ProxyHeader) -> Void
     private var received: ByteBuffer?
-    private var timer: Scheduled<Void>?
+    /// The header's deadline, in the loop's ``TimerQueue`` (a burst of connects cancels each
+    /// in O(log n), not by searching every other connection's).
+    private var timer: (queue: TimerQueue, timer: TimerQueue.Timer)?
     /// A header was accepted or refused: whatever arrives now is not this handler's.
     private var decided = false
     /// The connection was refused: what still arrives before it closes is dropped.
@@ -50,7 +52,7 @@ final class ProxyHeaderDecoder: ChannelInboundHandler, RemovableChannelHandler {
                 self.received = bytes
             case .header(let header, let length):
                 self.decided = true
-                self.timer?.cancel()
+                self.cancelTimer()
                 bytes.moveReaderIndex(forwardBy: length)
                 self.onHeader(header)
                 if bytes.readableBytes > 0 {
@@ -78,11 +80,15 @@ final class ProxyHeaderDecoder: ChannelInboundHandler, RemovableChannelHandler {
 
     private func startTimer(context: ChannelHandlerContext) {
         guard self.timer == nil, !self.decided else { return }
-        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        self.timer = context.eventLoop.scheduleTask(in: TimeAmount(self.options.headerTimeout)) {
-            let (decoder, context) = loopBound.value
-            if !decoder.decided { decoder.reject(.timedOut, context: context) }
+        let queue = EventLoopExecutor.for(context.eventLoop).timers
+        let timer = queue.schedule(in: TimeAmount(self.options.headerTimeout)) {
+            if !self.decided { self.reject(.timedOut, context: context) }
         }
+        self.timer = (queue, timer)
+    }
+
+    private func cancelTimer() {
+        if let (queue, timer) = self.timer { queue.cancel(timer) }
     }
 
     /// The stream ended before a complete header: a cut-off header is an error; no byte at all is
@@ -93,7 +99,7 @@ final class ProxyHeaderDecoder: ChannelInboundHandler, RemovableChannelHandler {
         } else {
             self.decided = true
             self.refused = true
-            self.timer?.cancel()
+            self.cancelTimer()
             context.close(promise: nil)
         }
     }
@@ -101,7 +107,7 @@ final class ProxyHeaderDecoder: ChannelInboundHandler, RemovableChannelHandler {
     private func reject(_ error: ProxyHeaderError, context: ChannelHandlerContext) {
         self.decided = true
         self.refused = true
-        self.timer?.cancel()
+        self.cancelTimer()
         self.received = nil
         let peer = Endpoint(context.channel.remoteAddress)
         let local = Endpoint(context.channel.localAddress)
