@@ -35,8 +35,8 @@ public final class EventLoopExecutor: TaskExecutor, @unchecked Sendable {
     /// either, and writes made meanwhile are flushed by the one under way.
     private var isBusy = false
 
-    /// The loop's timers (read timeouts, `Time.after`, the Lua runtime's `time.after`): used on
-    /// the loop only.
+    /// The loop's timers (read and write timeouts, PROXY header deadlines, `Time.after`, the Lua
+    /// runtime's `time.after`): used on the loop only.
     package let timers: TimerQueue
 
     private init(_ eventLoop: any EventLoop) {

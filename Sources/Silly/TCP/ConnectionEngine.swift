@@ -122,7 +122,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     /// A task waiting for the send queue to drain, and its timeout's timer, if it has one.
     private final class WritabilityWait {
         let continuation: UnsafeContinuation<Result<Void, SillyError>, Never>
-        var timeout: Scheduled<Void>?
+        var timeout: TimerQueue.Timer?
         init(_ continuation: UnsafeContinuation<Result<Void, SillyError>, Never>) { self.continuation = continuation }
     }
     // (Declared after the 8-byte fields, and the flags after it: so they pack into one word.)
@@ -332,7 +332,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             let wait = WritabilityWait(waiter)
             if let timeout {
-                wait.timeout = self.executor.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+                wait.timeout = self.executor.timers.schedule(in: timeout) {
                     guard let index = self.writabilityWaiters.firstIndex(where: { $0 === wait }) else { return }
                     self.writabilityWaiters.remove(at: index)
                     wait.continuation.resume(returning: .failure(.timedOut))
@@ -346,7 +346,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
         let waiters = self.writabilityWaiters
         self.writabilityWaiters = []
         for wait in waiters {
-            wait.timeout?.cancel()
+            if let timer = wait.timeout { self.executor.timers.cancel(timer) }
             wait.continuation.resume(returning: result)
         }
     }
