@@ -22,28 +22,28 @@ struct SillyBenchCommand: AsyncParsableCommand {
     @Option(help: "The server's address.")
     var addr = "127.0.0.1:9999"
 
-    @Option(help: "Concurrent connections.")
+    @Option(parsing: .unconditional, help: "Concurrent connections.")
     var clients = 100
 
-    @Option(help: "Messages per client (ignored with --duration).")
+    @Option(parsing: .unconditional, help: "Messages per client (ignored with --duration).")
     var messages = 100
 
-    @Option(help: "Run for this long instead (e.g. 10s, 500ms); each client keeps sending until then.")
+    @Option(parsing: .unconditional, help: "Run for this long instead (e.g. 10s, 500ms); each client keeps sending until then.")
     var duration: DurationArgument?
 
-    @Option(help: "Bytes per message, the newline included (13 is the tutorial's \"test message\\n\").")
+    @Option(parsing: .unconditional, help: "Bytes per message, the newline included (13 is the tutorial's \"test message\\n\").")
     var size = 13
 
-    @Option(help: "Messages each connection keeps in flight.")
+    @Option(parsing: .unconditional, help: "Messages each connection keeps in flight.")
     var pipeline = 1
 
-    @Option(help: "Connect timeout (e.g. 5s).")
+    @Option(parsing: .unconditional, help: "Connect timeout (e.g. 5s).")
     var connectTimeout = DurationArgument(.seconds(5))
 
-    @Option(help: "How long to wait for an echo before counting a timeout (e.g. 10s).")
+    @Option(parsing: .unconditional, help: "How long to wait for an echo before counting a timeout (e.g. 10s).")
     var timeout = DurationArgument(.seconds(10))
 
-    @Option(help: "Event-loop threads driving the clients. One leaves the other cores to the server.")
+    @Option(parsing: .unconditional, help: "Event-loop threads driving the clients. One leaves the other cores to the server.")
     var threads = 1
 
     @Flag(help: "Connect over TLS; the server's certificate must verify (system CAs, or --tls-ca).")

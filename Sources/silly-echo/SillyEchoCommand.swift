@@ -40,25 +40,25 @@ struct SillyEchoCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
-    @Option(help: "Close a connection idle this long (e.g. 300s, 5m, 500ms); 0 disables.")
+    @Option(parsing: .unconditional, help: "Close a connection idle this long (e.g. 300s, 5m, 500ms); 0 disables.")
     var idleTimeout: DurationArgument = DurationArgument(.seconds(300))
 
-    @Option(help: "Longest line in bytes (line and command modes: raw mode has no lines); a longer one is logged and its connection closed.")
+    @Option(parsing: .unconditional, help: "Longest line in bytes (line and command modes: raw mode has no lines); a longer one is logged and its connection closed.")
     var maxLine = 64 * 1024
 
-    @Option(help: "Most open connections; a client beyond them is told the server is full and closed. (default: \(EchoConfiguration().maxConnections), or less if the open-file limit allows fewer)")
+    @Option(parsing: .unconditional, help: "Most open connections; a client beyond them is told the server is full and closed. (default: \(EchoConfiguration().maxConnections), or less if the open-file limit allows fewer)")
     var maxConnections: Int?
 
-    @Option(help: "Log the server's totals this often (e.g. 10s); 0: only at shutdown.")
+    @Option(parsing: .unconditional, help: "Log the server's totals this often (e.g. 10s); 0: only at shutdown.")
     var statsInterval: DurationArgument = DurationArgument(.zero)
 
-    @Option(help: "On SIGINT/SIGTERM/SIGHUP, how long open connections may take to finish.")
+    @Option(parsing: .unconditional, help: "On SIGINT/SIGTERM/SIGHUP, how long open connections may take to finish.")
     var shutdownGrace: DurationArgument = DurationArgument(.seconds(5))
 
-    @Option(help: "Length of the kernel's queue of connections not yet accepted.")
+    @Option(parsing: .unconditional, help: "Length of the kernel's queue of connections not yet accepted.")
     var backlog = 4096
 
-    @Option(help: "Event-loop threads serving the connections. (default: one per core)")
+    @Option(parsing: .unconditional, help: "Event-loop threads serving the connections. (default: one per core)")
     var threads: Int?
 
     @Flag(help: "Share the port with other silly-echo processes started with --reuse-port: the kernel spreads connections among them.")
@@ -67,7 +67,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
     @Flag(help: "Expect a PROXY protocol header (v1 or v2, e.g. HAProxy's send-proxy-v2) on every connection; logs and statistics show the original client. Only for a port that only the proxy can reach.")
     var proxyProtocol = false
 
-    @Option(help: "With --proxy-protocol: close a connection whose header is not complete after this long.")
+    @Option(parsing: .unconditional, help: "With --proxy-protocol: close a connection whose header is not complete after this long.")
     var proxyHeaderTimeout: DurationArgument = DurationArgument(.seconds(10))
 
     @Option(help: "Serve TLS with this certificate chain (PEM, leaf first); needs --tls-key.")
@@ -82,13 +82,13 @@ struct SillyEchoCommand: AsyncParsableCommand {
     @Flag(help: "Run the tutorial's test clients against this server, in this process, then exit: 0 if every echo matched. (Plain lines over plain TCP: line or raw mode, no TLS, no PROXY protocol.)")
     var selfTest = false
 
-    @Option(help: "With --self-test: how many clients.")
+    @Option(parsing: .unconditional, help: "With --self-test: how many clients.")
     var clients = 3
 
-    @Option(help: "With --self-test: messages per client.")
+    @Option(parsing: .unconditional, help: "With --self-test: messages per client.")
     var messages = 5
 
-    @Option(help: "With --self-test: pause between a client's messages.")
+    @Option(parsing: .unconditional, help: "With --self-test: pause between a client's messages.")
     var interval: DurationArgument = DurationArgument(.seconds(1))
 
     func validate() throws {

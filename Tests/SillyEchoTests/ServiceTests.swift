@@ -73,4 +73,18 @@ struct ServiceTests {
             #expect(bad.errorLog.contains(message), "\(bad.errorLog)")
         }
     }
+
+    @Test("a negative value written as '--flag -1' gets the flag's own message, not 'missing value'")
+    func negativeValues() async throws {
+        for (arguments, message) in [(["--max-line", "-1"], "--max-line must be positive"),
+                                     (["--backlog", "-5"], "--backlog must be positive"),
+                                     (["--idle-timeout", "-5s"], "The value '-5s' is invalid for '--idle-timeout")] {
+            let bad = try ServerProcess(arguments)
+            #expect(await bad.exitStatus() == 64, "\(arguments)")
+            #expect(bad.errorLog.contains(message), "\(bad.errorLog)")
+        }
+        let bad = try ServerProcess(["--clients", "-3"], addPort: false, executable: builtExecutable("silly-bench"))
+        #expect(await bad.exitStatus() == 64)
+        #expect(bad.errorLog.contains("--clients must be positive"), "\(bad.errorLog)")
+    }
 }
