@@ -67,8 +67,8 @@ struct SillyEchoCommand: AsyncParsableCommand {
     @Flag(help: "Expect a PROXY protocol header (v1 or v2, e.g. HAProxy's send-proxy-v2) on every connection; logs and statistics show the original client. Only for a port that only the proxy can reach.")
     var proxyProtocol = false
 
-    @Option(parsing: .unconditional, help: "With --proxy-protocol: close a connection whose header is not complete after this long.")
-    var proxyHeaderTimeout: DurationArgument = DurationArgument(.seconds(10))
+    @Option(parsing: .unconditional, help: "With --proxy-protocol: close a connection whose header is not complete after this long. (default: 10s)")
+    var proxyHeaderTimeout: DurationArgument?
 
     @Option(help: "Serve TLS with this certificate chain (PEM, leaf first); needs --tls-key.")
     var tlsCert: String?
@@ -82,27 +82,35 @@ struct SillyEchoCommand: AsyncParsableCommand {
     @Flag(help: "Run the tutorial's test clients against this server, in this process, then exit: 0 if every echo matched. (Plain lines over plain TCP: line or raw mode, no TLS, no PROXY protocol.)")
     var selfTest = false
 
-    @Option(parsing: .unconditional, help: "With --self-test: how many clients.")
-    var clients = 3
+    @Option(parsing: .unconditional, help: "With --self-test: how many clients. (default: 3)")
+    var clients: Int?
 
-    @Option(parsing: .unconditional, help: "With --self-test: messages per client.")
-    var messages = 5
+    @Option(parsing: .unconditional, help: "With --self-test: messages per client. (default: 5)")
+    var messages: Int?
 
-    @Option(parsing: .unconditional, help: "With --self-test: pause between a client's messages.")
-    var interval: DurationArgument = DurationArgument(.seconds(1))
+    @Option(parsing: .unconditional, help: "With --self-test: pause between a client's messages. (default: 1s)")
+    var interval: DurationArgument?
+
+    private var headerTimeout: Duration { self.proxyHeaderTimeout?.duration ?? .seconds(10) }
 
     func validate() throws {
         guard self.maxLine > 0 else { throw ValidationError("--max-line must be positive") }
         if let maxConnections = self.maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be positive") }
         guard self.backlog > 0 else { throw ValidationError("--backlog must be positive") }
         if let threads = self.threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-        guard self.proxyHeaderTimeout.duration > .zero else {
+        if self.proxyHeaderTimeout != nil && !self.proxyProtocol {
+            throw ValidationError("--proxy-header-timeout goes with --proxy-protocol")
+        }
+        guard self.headerTimeout > .zero else {
             throw ValidationError("--proxy-header-timeout must be positive (the PROXY protocol requires a header on every connection)")
         }
         guard (self.tlsCert == nil) == (self.tlsKey == nil) else {
             throw ValidationError("--tls-cert and --tls-key go together")
         }
-        guard self.clients > 0, self.messages > 0 else { throw ValidationError("--clients and --messages must be positive") }
+        if !self.selfTest && (self.clients != nil || self.messages != nil || self.interval != nil) {
+            throw ValidationError("--clients, --messages and --interval go with --self-test")
+        }
+        guard self.clients ?? 1 > 0, self.messages ?? 1 > 0 else { throw ValidationError("--clients and --messages must be positive") }
         if self.selfTest {
             // The tutorial's test clients speak plain lines over plain TCP (raw mode echoes them too).
             guard self.mode != .command else {
@@ -162,7 +170,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
         configuration.threads = self.threads
         configuration.reusePort = self.reusePort
         configuration.proxyProtocol = self.proxyProtocol
-        configuration.proxyHeaderTimeout = self.proxyHeaderTimeout.duration
+        configuration.proxyHeaderTimeout = self.headerTimeout
         if let certificate = self.tlsCert, let key = self.tlsKey {
             do {
                 configuration.tls = try TLSOptions.server(certificateFile: certificate, privateKeyFile: key)
@@ -222,7 +230,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
     }
 
     private func runSelfTest(group: ServiceGroup, server: EchoServer) async throws {
-        let test = SelfTest(clients: self.clients, messages: self.messages, interval: self.interval.duration)
+        let test = SelfTest(clients: self.clients ?? 3, messages: self.messages ?? 5, interval: self.interval?.duration ?? .seconds(1))
         let passed = try await withThrowingTaskGroup(of: Bool.self) { tasks in
             tasks.addTask {
                 try await group.run()

@@ -342,6 +342,17 @@ struct EchoServerTests {
         #expect(await raw.exitStatus() == 0)
     }
 
+    @Test("an option that would do nothing without its companion is refused, naming the companion")
+    func optionsWithoutTheirCompanion() async throws {
+        for (arguments, message) in [(["--clients", "4"], "--clients, --messages and --interval go with --self-test"),
+                                     (["--interval", "10ms"], "--clients, --messages and --interval go with --self-test"),
+                                     (["--proxy-header-timeout", "1s"], "--proxy-header-timeout goes with --proxy-protocol")] {
+            let run = try ServerProcess(arguments)
+            #expect(await run.exitStatus() == 64, "\(arguments)")
+            #expect(run.errorLog.contains(message), "\(run.errorLog)")
+        }
+    }
+
     @Test("the separate client: connect, send 'Hello from client', print the echo")
     func separateClient() async throws {
         let server = try ServerProcess([])
