@@ -397,9 +397,11 @@ private final class AcceptFailurePause: ChannelInboundHandler, RemovableChannelH
         let now = NIODeadline.now()
         if let last = self.lastLogged, now - last < .seconds(10) { return }
         self.lastLogged = now
+        // The address bound (an ephemeral port's number), not the one asked for.
+        let listener = Endpoint(context.channel.localAddress)?.description ?? self.address
         self.logger.warning(
-            "accept failed on \(self.address): \(ConnectionEngine.describe(error)) (\(self.unlogged) time(s)); pausing \(TCP.acceptBackoff.nanoseconds / 1_000_000) ms between attempts",
-            metadata: ["listener": "\(self.address)"]
+            "accept failed on \(listener): \(ConnectionEngine.describe(error)) (\(self.unlogged) time(s)); pausing \(TCP.acceptBackoff.nanoseconds / 1_000_000) ms between attempts",
+            metadata: ["listener": "\(listener)"]
         )
         self.unlogged = 0
     }
