@@ -266,3 +266,36 @@ struct HardeningTests {
         #expect(await server.stop() == 0)
     }
 }
+
+/// The programs as a user without privileges runs them: an option that needs one (SO_DEBUG
+/// set by mistake for TCP_NODELAY needed CAP_NET_ADMIN) would fail every connection.
+@Suite("Without root")
+struct UnprivilegedTests {
+    /// How to run a program as `nobody`: as is when the tests already run unprivileged, through
+    /// util-linux's setpriv when they run as root; `nil` if setpriv is missing then.
+    static let asNobody: [String]? =
+        geteuid() != 0 ? [] : OutsideClient.path("setpriv").map { [$0, "--reuid=65534", "--regid=65534", "--clear-groups", "--"] }
+
+    static func run(_ program: String, _ arguments: [String]) throws -> ServerProcess {
+        let prefix = try #require(Self.asNobody)
+        guard let wrapper = prefix.first else { return try ServerProcess(arguments, addPort: false, executable: program) }
+        return try ServerProcess(Array(prefix.dropFirst()) + [program] + arguments, addPort: false, executable: wrapper)
+    }
+
+    @Test("silly-echo serves, its client connects and silly-bench runs, as an unprivileged user",
+          .enabled(if: asNobody != nil, "the tests run as root and setpriv (util-linux) is missing to drop to nobody"))
+    func unprivileged() async throws {
+        let server = try Self.run(sillyEchoPath, ["--addr", "127.0.0.1:0"])
+        let address = try await server.address()
+        let conn = try await TCP.connect(address)
+        try await conn.write("as nobody\n")
+        #expect(try await conn.line() == "as nobody\n")
+        await conn.close()
+        let client = try Self.run(sillyEchoPath, ["client", address])
+        #expect(await client.exitStatus() == 0, "\(client.errorLog)")
+        #expect(client.log.contains("Received echo: Hello from client"), "\(client.log)")
+        let bench = try Self.run(builtExecutable("silly-bench"), ["--addr", address, "--clients", "3", "--messages", "10"])
+        #expect(await bench.exitStatus() == 0, "\(bench.log) \(bench.errorLog)")
+        #expect(await server.stop() == 0)
+    }
+}

@@ -160,7 +160,7 @@ public enum TCP {
                     try channel.pipeline.syncOperations.addHandler(AcceptFailurePause(address: address, logger: logger))
                 }
             }
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.writeBufferWaterMark, value: options.waterMark)
             .childChannelOption(.recvAllocator, value: Self.receiveAllocator)
@@ -228,7 +228,7 @@ public enum TCP {
         let host = target.host ?? "127.0.0.1"
         var bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(TimeAmount(timeout))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelOption(.writeBufferWaterMark, value: options.waterMark)
             .channelOption(.recvAllocator, value: Self.receiveAllocator)
