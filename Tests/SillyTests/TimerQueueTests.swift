@@ -1,5 +1,6 @@
 import NIOCore
 import NIOEmbedded
+import NIOPosix
 import Silly
 import SillyTestSupport
 import Testing
@@ -112,5 +113,70 @@ struct TimerQueueTests {
         expected += model.sorted { $0.deadline != $1.deadline ? $0.deadline < $1.deadline : $0.id < $1.id }.map(\.id)
         #expect(ran == expected)
         #expect(queue.count == 0)
+    }
+
+    @Test("a callback replaced after SwiftNIO took it out of its heap (due in the same batch) does not keep waking the loop")
+    func staleCallbacks() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { group.shutdownGracefully { _ in } }
+        let loop = group.next()
+        nonisolated(unsafe) let queue = TimerQueue(loop: loop)  // used on the loop only
+        // A timer that re-arms itself every 2 ms (a periodic check), counting its ticks and the
+        // loop's wakeups over its last 20 ticks.
+        let measured = try await loop.submit {
+            let promise = loop.makePromise(of: Int.self)
+            var ticks = 0
+            var wakeupsAtStart = 0
+            func tick() {
+                queue.schedule(in: .milliseconds(2)) {
+                    ticks += 1
+                    if ticks == 100 { wakeupsAtStart = queue.wakeups }
+                    if ticks == 120 { return promise.succeed(queue.wakeups - wakeupsAtStart) }
+                    tick()
+                }
+            }
+            tick()
+            return promise.futureResult
+        }.get()
+        for _ in 0..<5 {
+            try await loop.submit {
+                // A task queued now arms for a timer earlier than the tick's; the loop is kept
+                // busy until both are due, so SwiftNIO runs both callbacks in one batch.
+                let early = loop.now + .milliseconds(1)
+                loop.execute { queue.schedule(at: early) {} }
+                _ = usleep(5_000)
+            }.get()
+        }
+        let wakeups = try await measured.get()
+        // One per tick (and at most two per queued task, had they come this late); each replaced
+        // callback that stayed alive would add one per tick more (80 in all, before the fix).
+        #expect(wakeups <= 20 + 2 * 5, "\(wakeups) wakeups for 20 ticks")
+    }
+
+    @Test("a timer pending when its loop shuts down lets go of its action and what it holds")
+    func releasedAtShutdown() async throws {
+        final class Canary: Sendable {}
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        weak var weakCanary: Canary?
+        do {
+            let canary = Canary()
+            weakCanary = canary
+            _ = Time.after(.seconds(3600), on: loop) { _ = canary }
+        }
+        try await loop.submit {}.get()  // the timer is in the loop's queue
+        #expect(weakCanary != nil)
+        try await group.shutdownGracefully()
+        #expect(weakCanary == nil)
+    }
+
+    @Test("Time.after keeps its loop's clock: on a test loop it fires when the test moves time past it")
+    func timeAfterOnTestClock() {
+        let loop = EmbeddedEventLoop()
+        let timer = Time.after(.milliseconds(10), on: loop) {}
+        loop.advanceTime(by: .milliseconds(9))
+        #expect(!timer.hasFired)
+        loop.advanceTime(by: .milliseconds(1))
+        #expect(timer.hasFired)
     }
 }

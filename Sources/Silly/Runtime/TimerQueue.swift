@@ -11,7 +11,7 @@ import NIOCore
 ///
 /// Loop-confined: every method is called on `loop`. Actions run on the loop, in deadline order
 /// (in scheduling order for equal deadlines); an action may schedule and cancel timers.
-package final class TimerQueue: NIOScheduledCallbackHandler {
+package final class TimerQueue {
     /// A scheduled action, until it runs or is cancelled.
     // @unchecked: its fields are only touched on its queue's loop; it may be handed to other
     // threads only as a reference to cancel it with (which hops to the loop).
@@ -43,6 +43,23 @@ package final class TimerQueue: NIOScheduledCallbackHandler {
     /// timer was cancelled): then it re-arms for the new earliest one.
     private var armed: NIOScheduledCallback?
     private var armedDeadline = NIODeadline.distantFuture
+    /// Which arming is current. A callback replaced after SwiftNIO took it out of its own heap
+    /// (due in the same batch) still runs: its older generation marks it stale.
+    private var generation: UInt64 = 0
+
+    /// What SwiftNIO calls back: one per arming, so that a stale one is told apart.
+    private struct Wakeup: NIOScheduledCallbackHandler {
+        let queue: TimerQueue
+        let generation: UInt64
+
+        func handleScheduledCallback(eventLoop: some EventLoop) {
+            self.queue.wokeUp(self.generation)
+        }
+
+        func didCancelScheduledCallback(eventLoop: some EventLoop) {
+            self.queue.wakeupCancelled(self.generation)
+        }
+    }
 
     package init(loop: any EventLoop) {
         self.loop = loop
@@ -79,9 +96,16 @@ package final class TimerQueue: NIOScheduledCallbackHandler {
         return true
     }
 
-    package func handleScheduledCallback(eventLoop: some EventLoop) {
-        self.armed = nil
-        self.armedDeadline = .distantFuture
+    /// How many times SwiftNIO has called back: about one per due timer (more only when a
+    /// cancelled earliest timer leaves a callback to fire early).
+    package private(set) var wakeups = 0
+
+    private func wokeUp(_ generation: UInt64) {
+        self.wakeups += 1
+        if generation == self.generation {
+            self.armed = nil
+            self.armedDeadline = .distantFuture
+        }
         let now = self.loop.now
         // Timers that actions schedule now run on a later turn, even with a deadline of now.
         let scheduledBefore = self.nextSequence
@@ -96,10 +120,29 @@ package final class TimerQueue: NIOScheduledCallbackHandler {
         }
     }
 
+    /// The current callback was cancelled, and not by ``arm(at:)``: the loop is shutting down.
+    /// Nothing will run on it again, so the pending actions (and what they hold) are let go.
+    private func wakeupCancelled(_ generation: UInt64) {
+        guard generation == self.generation, self.armed != nil else { return }
+        self.armed = nil
+        self.armedDeadline = .distantFuture
+        for timer in self.heap {
+            timer.index = nil
+            timer.action = nil
+        }
+        self.heap = []
+    }
+
     private func arm(at deadline: NIODeadline) {
-        self.armed?.cancel()
-        self.armed = try? self.loop.assumeIsolated().scheduleCallback(at: deadline, handler: self)
-        self.armedDeadline = self.armed == nil ? .distantFuture : deadline
+        let replaced = self.armed
+        let wakeup = Wakeup(queue: self, generation: self.generation &+ 1)
+        guard let callback = try? self.loop.assumeIsolated().scheduleCallback(at: deadline, handler: wakeup) else {
+            return  // the loop is shutting down: the callback armed before (if any) stays
+        }
+        self.generation = wakeup.generation
+        self.armed = callback
+        self.armedDeadline = deadline
+        replaced?.cancel()
     }
 
     // MARK: The heap
