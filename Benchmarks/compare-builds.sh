@@ -6,7 +6,7 @@
 #   git worktree add /tmp/silly-before <commit> && (cd /tmp/silly-before && swift build -c release --product silly-echo)
 #   Benchmarks/compare-builds.sh 7 4 1000 64 1 /tmp/silly-before/.build/release/silly-echo .build/release/silly-echo
 # A BINARY with `{port}` in it is a whole server command instead (as compare.py takes it), e.g.
-#   Benchmarks/compare-builds.sh 5 4 10000 64 1 '/tmp/silly-before Examples/lua/timeout.lua 127.0.0.1:{port}' \
+#   Benchmarks/compare-builds.sh 5 4 10000 64 1 '/tmp/silly-before/.build/release/silly Examples/lua/timeout.lua 127.0.0.1:{port}' \
 #       '.build/release/silly Examples/lua/timeout.lua 127.0.0.1:{port}'
 # usage: compare-builds.sh ROUNDS SECONDS CONNECTIONS SIZE DEPTH BINARY...
 set -euo pipefail

@@ -116,9 +116,10 @@ struct SillyBenchCommand: AsyncParsableCommand {
     }
 
     /// The first SIGINT stops the run gently (the report still comes); SIGINT's default action is
-    /// then restored, so a second one ends the process at once.
+    /// then restored, so a second one ends the process at once. (Not ignored meanwhile: one that
+    /// comes before libdispatch has installed its handler, in the first milliseconds, ends the
+    /// process as usual rather than being lost.)
     static func stopOnFirstInterrupt(_ generator: LoadGenerator) -> any DispatchSourceSignal {
-        signal(SIGINT, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
         source.setEventHandler {
             source.cancel()

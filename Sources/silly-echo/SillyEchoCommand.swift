@@ -208,7 +208,8 @@ struct SillyEchoCommand: AsyncParsableCommand {
 
         var groupConfiguration = ServiceGroupConfiguration(
             services: services,
-            gracefulShutdownSignals: [.sigterm, .sigint, .sighup],
+            // A hangup (its terminal closed) stops it too, unless it was started to outlive one (nohup).
+            gracefulShutdownSignals: [.sigterm, .sigint] + (Self.hangupIgnored ? [] : [.sighup]),
             logger: logger
         )
         groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownGrace + .seconds(5)
@@ -227,6 +228,13 @@ struct SillyEchoCommand: AsyncParsableCommand {
             printError("silly-echo: --metrics-addr: cannot listen: \(error.reason)")
             throw ExitCode.failure
         }
+    }
+
+    /// Whether SIGHUP was ignored when the process started, as `nohup` leaves it.
+    static var hangupIgnored: Bool {
+        var current = sigaction()
+        sigaction(SIGHUP, nil, &current)
+        return unsafeBitCast(current.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
     }
 
     private func runSelfTest(group: ServiceGroup, server: EchoServer) async throws {

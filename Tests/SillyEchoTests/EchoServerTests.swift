@@ -298,6 +298,25 @@ struct EchoServerTests {
         #expect(server.log.contains("Shutdown complete"))
     }
 
+    @Test("started to outlive its terminal (nohup: SIGHUP ignored), a hangup leaves it running")
+    func hangupIgnoredAtStart() async throws {
+        let server = try ServerProcess(["-c", "trap '' HUP; exec \(sillyEchoPath) --addr 127.0.0.1:0"], addPort: false, executable: "/bin/sh")
+        let address = try await server.address()
+        // The kernel's view: SIGHUP still ignored, no handler installed for it (bit 0: signal 1).
+        let status = readWholeFile("/proc/\(server.process.processIdentifier)/status").split(separator: "\n")
+        func mask(_ name: String) -> UInt64? {
+            status.first { $0.hasPrefix(name) }.flatMap { UInt64($0.split(separator: "\t").last ?? "", radix: 16) }
+        }
+        #expect(mask("SigIgn:").map { $0 & 1 == 1 } == true, "\(status)")
+        #expect(mask("SigCgt:").map { $0 & 1 == 0 } == true, "\(status)")
+        kill(server.process.processIdentifier, SIGHUP)
+        let conn = try await TCP.connect(address)
+        try await conn.write("still here\n")
+        #expect(try await conn.line() == "still here\n")
+        await conn.close()
+        #expect(await server.stop() == 0)
+    }
+
     @Test("a malformed address prints one clear line and exits non-zero", arguments: ["127.0.0.1:99999", "nonsense", "[::1"])
     func badAddress(address: String) async throws {
         let server = try ServerProcess(["--addr", address], addPort: false)

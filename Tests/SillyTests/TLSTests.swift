@@ -198,7 +198,7 @@ struct TLSTests {
             Issue.record("a key of another certificate was taken")
         } catch {
             #expect("\(error)".hasPrefix(
-                "TLS: the private key in \(other.privateKeyFile) does not go with the certificate in \(self.certificate.certificateFile)"),
+                "TLS: cannot use the private key in \(other.privateKeyFile) with the certificate in \(self.certificate.certificateFile)"),
                 "\(error)")
         }
     }

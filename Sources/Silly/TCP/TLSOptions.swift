@@ -36,8 +36,8 @@ public struct TLSOptions: Sendable {
         do {
             return TLSOptions(context: try NIOSSLContext(configuration: configuration), serverName: nil)
         } catch {
-            // What is left to fail once both files have loaded: the key does not match the certificate.
-            throw .tls("the private key in \(privateKeyFile) does not go with the certificate in \(certificateFile): \(error)")
+            // Both files loaded: what fails now is their pairing (most often a key of another certificate).
+            throw .tls("cannot use the private key in \(privateKeyFile) with the certificate in \(certificateFile): \(error)")
         }
     }
 
