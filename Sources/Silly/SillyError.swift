@@ -39,6 +39,9 @@ public enum SillyError: Error, Sendable, Hashable, CustomStringConvertible {
     indirect case invalidAddress(String, reason: String)
     /// Binding failed because the address is already in use (EADDRINUSE).
     indirect case addressInUse(String)
+    /// Binding the address needs a privilege this process lacks (EACCES): a port below 1024
+    /// (the kernel's `ip_unprivileged_port_start`) needs root or `CAP_NET_BIND_SERVICE`.
+    indirect case permissionDenied(String)
     /// Nothing listens at the address (ECONNREFUSED).
     indirect case connectionRefused(String)
     /// The host name could not be resolved.
@@ -64,6 +67,8 @@ public enum SillyError: Error, Sendable, Hashable, CustomStringConvertible {
         case .failed(let reason): return reason
         case .invalidAddress(let address, let reason): return "invalid address '\(address)': \(reason)"
         case .addressInUse(let address): return "address already in use: \(address)"
+        case .permissionDenied(let address):
+            return "permission denied: \(address) (a port below 1024 needs root or CAP_NET_BIND_SERVICE)"
         case .connectionRefused(let address): return "connection refused: \(address)"
         case .unresolvable(let address): return "cannot resolve host: \(address)"
         case .connectTimeout(let address): return "connect timed out: \(address)"

@@ -298,4 +298,16 @@ struct UnprivilegedTests {
         #expect(await bench.exitStatus() == 0, "\(bench.log) \(bench.errorLog)")
         #expect(await server.stop() == 0)
     }
+
+    @Test("a port only root may bind is refused with a message naming the address and the reason",
+          .enabled(if: asNobody != nil, "the tests run as root and setpriv (util-linux) is missing to drop to nobody"))
+    func privilegedPort() async throws {
+        let start = Int(readWholeFile("/proc/sys/net/ipv4/ip_unprivileged_port_start").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 1024
+        try #require(start > 1, "every port may be bound by anyone here (ip_unprivileged_port_start \(start))")
+        let address = "127.0.0.1:\(start - 1)"
+        let server = try Self.run(sillyEchoPath, ["--addr", address])
+        #expect(await server.exitStatus() == 1)
+        #expect(server.errorLog.contains("silly-echo: cannot listen: permission denied: \(address) (a port below 1024 needs root or CAP_NET_BIND_SERVICE)"),
+                "\(server.errorLog)")
+    }
 }

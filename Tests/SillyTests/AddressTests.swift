@@ -50,6 +50,21 @@ struct AddressTests {
         await #expect(throws: SillyError.self) { try await TCP.connect(address) }
     }
 
+    @Test("a local address a connect cannot bind is named in its error, as listen names it")
+    func connectLocalAddress() async throws {
+        let listener = try await TCP.listen("127.0.0.1:0", accept: echoLines)
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        for (local, expected) in [
+            ("192.0.2.1:0", SillyError.invalidAddress("192.0.2.1:0", reason: "no local interface has this address")),
+            ("127.0.0.1:\(listener.port)", SillyError.addressInUse("127.0.0.1:\(listener.port)")),
+        ] {
+            await #expect(throws: expected) {
+                try await TCP.connect("127.0.0.1:\(listener.port)", localAddress: local, on: loop).get()
+            }
+        }
+        await listener.close()
+    }
+
     @Test("a host that does not resolve fails with unresolvable, for listen and connect")
     func unresolvable() async throws {
         await #expect(throws: SillyError.unresolvable("no-such-host.invalid:80")) {

@@ -263,7 +263,7 @@ public enum TCP {
             engine.connected()
             return TCPConnection(engine: engine)
         }.flatMapErrorThrowing { error in
-            throw Self.connectError(error, address: address)
+            throw Self.connectError(error, address: address, localAddress: localAddress)
         }
     }
 
@@ -305,12 +305,13 @@ public enum TCP {
         guard let error = error as? IOError else { return ConnectionEngine.describe(error) }
         switch error.errnoCode {
         case EADDRINUSE: return .addressInUse(address)
+        case EACCES: return .permissionDenied(address)
         case EADDRNOTAVAIL: return .invalidAddress(address, reason: "no local interface has this address")
         default: return .system(errno: error.errnoCode)
         }
     }
 
-    private static func connectError(_ error: any Error, address: String) -> SillyError {
+    private static func connectError(_ error: any Error, address: String, localAddress: String?) -> SillyError {
         switch error {
         case let error as SillyError:
             return error
@@ -318,16 +319,19 @@ public enum TCP {
             // Several addresses tried (IPv6 and IPv4 for a name): a refusal says the most.
             let errors = error.connectionErrors.map(\.error)
             if let refused = errors.first(where: { ($0 as? IOError)?.errnoCode == ECONNREFUSED }) {
-                return Self.connectError(refused, address: address)
+                return Self.connectError(refused, address: address, localAddress: localAddress)
             }
             if let first = errors.first {
-                return Self.connectError(first, address: address)
+                return Self.connectError(first, address: address, localAddress: localAddress)
             }
             return .unresolvable(address)
         case ChannelError.connectTimeout:
             return .connectTimeout(address)
         case let error as IOError where error.errnoCode == ECONNREFUSED:
             return .connectionRefused(address)
+        case let error as IOError where localAddress != nil && [EACCES, EADDRINUSE, EADDRNOTAVAIL].contains(error.errnoCode):
+            // The local address could not be bound: named as `listen` names it.
+            return Self.bindError(error, address: localAddress!)
         default:
             return ConnectionEngine.describe(error)
         }
