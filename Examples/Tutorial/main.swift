@@ -3,7 +3,7 @@
 import Silly
 
 #if canImport(Glibc)
-import Glibc
+@preconcurrency import Glibc  // for `stdout`, a C global
 #endif
 
 let examples: [(name: String, summary: String, run: @Sendable (String) async throws -> Void)] = [
@@ -21,6 +21,8 @@ let examples: [(name: String, summary: String, run: @Sendable (String) async thr
 ]
 
 signal(SIGPIPE, SIG_IGN)
+// Each line reaches a log file or pipe as it is printed (not at exit, which a signal would skip).
+setvbuf(stdout, nil, _IOLBF, 0)
 let arguments = CommandLine.arguments.dropFirst()
 guard let name = arguments.first, let example = examples.first(where: { $0.name == name }) else {
     print("usage: silly-examples <example> [address]\n")

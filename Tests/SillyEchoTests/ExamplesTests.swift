@@ -19,6 +19,22 @@ struct ExamplesTests {
         #expect(lines.filter { $0.hasPrefix("Client close connection") }.count == 3)
     }
 
+    @Test("a server example's lines reach a pipe as it prints them, not when it exits")
+    func outputAsPrinted() async throws {
+        let free = try await TCP.listen("127.0.0.1:0") { _ in }
+        let address = "127.0.0.1:\(free.port)"
+        await free.close()
+        let server = try ServerProcess(["counter", address], addPort: false, executable: Self.examples)
+        var conn: TCPConnection?
+        #expect(await eventually(within: programPatience) {
+            conn = try? await TCP.connect(address)
+            return conn != nil
+        })
+        #expect(await server.waitForLog("current connections: 1"), "\(server.log)")
+        await conn?.close()
+        _ = await server.stop()
+    }
+
     @Test("the separate client gets its echo from silly-echo")
     func separateClient() async throws {
         let server = try ServerProcess([])
