@@ -11,6 +11,7 @@ echoload=/tmp/echo-bench-cache/echoload
 [ -x "$echoload" ] || { echo "build the kit first: ../shared/bench/compare.py builds $echoload" >&2; exit 1; }
 bin=.build/release/silly-echo
 port=9960
+load_out=$(mktemp); trap 'rm -f "$load_out"' EXIT
 
 ticks() { local sum=0; for pid in "$@"; do sum=$((sum + $(awk '{print $14 + $15}' /proc/$pid/stat))); done; echo $sum; }
 
@@ -22,7 +23,7 @@ run() {  # run NAME PROCESSES THREADS
         pids+=($!)
         sleep 0.3
     done
-    "$echoload" 127.0.0.1 $port 1000 $((seconds + 2)) 64 1 >/tmp/threads-load.out &
+    "$echoload" 127.0.0.1 $port 1000 $((seconds + 2)) 64 1 >"$load_out" &
     local load=$!
     sleep 1.5
     local before; before=$(ticks "${pids[@]}")
@@ -30,7 +31,7 @@ run() {  # run NAME PROCESSES THREADS
     local after; after=$(ticks "${pids[@]}")
     wait $load
     kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
-    local rate; rate=$(sed -E 's/.*msgs_per_s=([0-9]+).*/\1/' /tmp/threads-load.out)
+    local rate; rate=$(sed -E 's/.*msgs_per_s=([0-9]+).*/\1/' "$load_out")
     python3 -c "print(f'$name: msgs/s={$rate} cpu_us/msg={($after - $before) * 10000 / ($rate * $seconds):.2f}')"
 }
 

@@ -76,7 +76,7 @@ struct SillyBenchCommand: AsyncParsableCommand {
         // Each client is a descriptor: thousands of them need more than the usual soft limit.
         let files = FileLimit.raiseToHardLimit()
         if let problem = FileLimit.tooManyEventLoops(self.threads, openFiles: files.soft) {
-            FileHandle.standardError.write(Data("silly-bench: --threads: \(problem)\n".utf8))
+            FileHandle.standardError.write(Data("silly-bench: open-file limit too low (ulimit -n): \(problem)\n".utf8))
             throw ExitCode.failure
         }
         var configuration = LoadConfiguration()

@@ -36,6 +36,6 @@ public enum FileLimit {
     public static func tooManyEventLoops(_ eventLoops: Int, openFiles: UInt64) -> String? {
         let needed = UInt64(max(eventLoops, 0)).multipliedReportingOverflow(by: Self.perEventLoop)
         guard needed.overflow || needed.partialValue + Self.keptForTheProcess > openFiles else { return nil }
-        return "\(eventLoops) event-loop threads need \(Self.perEventLoop) descriptors each, more than the open-file limit (\(openFiles)) allows"
+        return "\(eventLoops) event-loop thread(s) need \(Self.perEventLoop) descriptors each, and \(Self.keptForTheProcess) are kept for the process: more than the open-file limit (\(openFiles)) allows"
     }
 }
