@@ -114,6 +114,17 @@ final class TextBuffer: Sendable {
     var hasEnded: Bool { self.storage.withLock { $0.ended } }
 }
 
+/// Runs `executable` with `arguments` and expects them refused as a usage error: exit status 64
+/// (swift-argument-parser's) and `message` on standard error. silly-echo gets its port-0 `--addr`.
+func expectUsageError(
+    _ arguments: [String], _ message: String, executable: String = sillyEchoPath,
+    sourceLocation: SourceLocation = #_sourceLocation
+) async throws {
+    let run = try ServerProcess(arguments, addPort: executable == sillyEchoPath, executable: executable)
+    #expect(await run.exitStatus() == 64, "\(arguments)", sourceLocation: sourceLocation)
+    #expect(run.errorLog.contains(message), "\(arguments): \(run.errorLog)", sourceLocation: sourceLocation)
+}
+
 /// Outside programs the tests drive as a user would: `.ci/run` installs them and sets
 /// `SILLY_REQUIRE_CLIENTS=1`, under which a missing one fails its test instead of skipping it.
 enum OutsideClient {

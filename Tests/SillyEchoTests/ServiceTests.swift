@@ -43,9 +43,7 @@ struct ServiceTests {
         await conn.close()
         #expect(await server.stop() == 0)
 
-        let bad = try ServerProcess(["--threads", "0"])
-        #expect(await bad.exitStatus() == 64)
-        #expect(bad.errorLog.contains("--threads must be at least 1"))
+        try await expectUsageError(["--threads", "0"], "--threads must be at least 1")
 
         // More loops than the descriptors allow: one line and status 1 (SwiftNIO would trap).
         let bench = builtExecutable("silly-bench")
@@ -62,17 +60,13 @@ struct ServiceTests {
     @Test("an out-of-range duration or a zero timeout is refused with a message, never a crash")
     func durationsOutOfRange() async throws {
         for arguments in [["--idle-timeout", "9999999999"], ["--shutdown-grace", "200000000m"]] {
-            let bad = try ServerProcess(arguments)
-            #expect(await bad.exitStatus() == 64, "\(arguments)")
-            #expect(bad.errorLog.contains("is invalid for '\(arguments[0])"), "\(bad.errorLog)")
+            try await expectUsageError(arguments, "is invalid for '\(arguments[0])")
         }
         let bench = builtExecutable("silly-bench")
         for (arguments, message) in [(["--duration", "1e10"], "is invalid for '--duration"),
                                      (["--timeout", "0"], "--timeout must be more than 0"),
                                      (["--connect-timeout", "0ms"], "--connect-timeout must be more than 0")] {
-            let bad = try ServerProcess(arguments, addPort: false, executable: bench)
-            #expect(await bad.exitStatus() == 64, "\(arguments)")
-            #expect(bad.errorLog.contains(message), "\(bad.errorLog)")
+            try await expectUsageError(arguments, message, executable: bench)
         }
     }
 
@@ -81,12 +75,8 @@ struct ServiceTests {
         for (arguments, message) in [(["--max-line", "-1"], "--max-line must be positive"),
                                      (["--backlog", "-5"], "--backlog must be positive"),
                                      (["--idle-timeout", "-5s"], "The value '-5s' is invalid for '--idle-timeout")] {
-            let bad = try ServerProcess(arguments)
-            #expect(await bad.exitStatus() == 64, "\(arguments)")
-            #expect(bad.errorLog.contains(message), "\(bad.errorLog)")
+            try await expectUsageError(arguments, message)
         }
-        let bad = try ServerProcess(["--clients", "-3"], addPort: false, executable: builtExecutable("silly-bench"))
-        #expect(await bad.exitStatus() == 64)
-        #expect(bad.errorLog.contains("--clients must be positive"), "\(bad.errorLog)")
+        try await expectUsageError(["--clients", "-3"], "--clients must be positive", executable: builtExecutable("silly-bench"))
     }
 }

@@ -90,7 +90,6 @@ package final class TimerQueue {
     @discardableResult
     package func cancel(_ timer: Timer) -> Bool {
         guard let index = timer.index else { return false }
-        timer.action = nil
         self.remove(at: index)
         // SwiftNIO's callback stays armed: if it fires before the next timer is due, it re-arms.
         return true
@@ -111,7 +110,6 @@ package final class TimerQueue {
         let scheduledBefore = self.nextSequence
         while let first = self.heap.first, first.deadline <= now, first.sequence < scheduledBefore {
             let action = first.action
-            first.action = nil
             self.remove(at: 0)
             action?()
         }
@@ -153,9 +151,11 @@ package final class TimerQueue {
         self.siftUp(self.heap.count - 1)
     }
 
+    /// Takes the timer at `index` out of the heap, and lets go of its action (and what it holds).
     private func remove(at index: Int) {
         let removed = self.heap[index]
         removed.index = nil
+        removed.action = nil
         let last = self.heap.removeLast()
         guard index < self.heap.count else { return }
         self.heap[index] = last

@@ -312,6 +312,10 @@ public enum TCP {
     }
 
     private static func connectError(_ error: any Error, address: String, localAddress: String?) -> SillyError {
+        if let localAddress, let error = error as? IOError, [EACCES, EADDRINUSE, EADDRNOTAVAIL].contains(error.errnoCode) {
+            // The local address could not be bound: named as `listen` names it.
+            return Self.bindError(error, address: localAddress)
+        }
         switch error {
         case let error as SillyError:
             return error
@@ -329,9 +333,6 @@ public enum TCP {
             return .connectTimeout(address)
         case let error as IOError where error.errnoCode == ECONNREFUSED:
             return .connectionRefused(address)
-        case let error as IOError where localAddress != nil && [EACCES, EADDRINUSE, EADDRNOTAVAIL].contains(error.errnoCode):
-            // The local address could not be bound: named as `listen` names it.
-            return Self.bindError(error, address: localAddress!)
         default:
             return ConnectionEngine.describe(error)
         }
