@@ -111,6 +111,29 @@ struct LuaBindingTests {
         #expect(await server.stop() == 0)
     }
 
+    @Test("conn:isalive() turns false once the peer closes, though nothing reads: a handler that polls it ends and its socket is freed")
+    func isAliveAfterPeerCloses() async throws {
+        let server = try Lua.run(source: Self.server("""
+            function(conn)
+                conn:write("polling\\n")
+                while conn:isalive() do time.sleep(20) end
+                print("peer gone, unread:", conn:unreadbytes(), "read:", conn:read("\\n"))
+            end
+            """), ["127.0.0.1:0"])
+        let address = try await server.address()
+        let baseline = server.openDescriptors
+        for round in 1...3 {
+            let client = try await TCP.connect(address)
+            #expect(try await client.line() == "polling\n")
+            try await client.write("bye\n")
+            await client.close()
+            #expect(await server.waitForLog("peer gone, unread:\t4\tread:\tbye\n", count: round))
+        }
+        // The handlers returned, so the framework closed their sockets: none is left in CLOSE-WAIT.
+        #expect(await eventually { server.openDescriptors == baseline }, "\(server.openDescriptors) descriptors, \(baseline) before")
+        #expect(await server.stop() == 0)
+    }
+
     @Test("1,000 concurrent connections in one Lua state, each echoed its own line")
     func thousandConnections() async throws {
         FileLimit.raiseToHardLimit()

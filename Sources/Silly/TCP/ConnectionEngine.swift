@@ -181,6 +181,10 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     /// Whether the connection can still be written to: open, not closed here, its output not shut down.
     var isAlive: Bool { !self.closedLocally && !self.channelClosed && !self.outputShutDown }
 
+    /// Whether the peer will send nothing more: it ended its stream, reset it, or the connection
+    /// closed. Bytes it sent before may still be buffered, unread.
+    var peerEnded: Bool { self.inputEnded }
+
     /// Why a write cannot be queued, if it cannot.
     private var writeError: SillyError? {
         if self.closedLocally || self.outputShutDown { return .activeClosed }

@@ -72,6 +72,11 @@ extension TCPConnection {
     /// not shut down.
     public var isAliveOnLoop: Bool { self.engine.isAlive }
 
+    /// Whether the peer will send nothing more: it ended its stream (EOF; it may still read, if
+    /// it only half-closed), reset it, or the connection closed. Bytes it sent before may still
+    /// be buffered, unread.
+    public var peerEndedOnLoop: Bool { self.engine.peerEnded }
+
     /// Sets the receive limit, as ``TCPConnection/setReceiveLimit(_:)`` does.
     public func setReceiveLimitOnLoop(_ bytes: Int?) {
         self.engine.setReceiveLimit(bytes)

@@ -68,9 +68,16 @@ final class LuaConnection: TCPReadHandler {
         "close": { method($0!, "close") { $0.close($1) } },
         "unreadbytes": { method($0!, "unreadbytes") { $1.push($0.connection.unreadBytesOnLoop); return 1 } },
         "unsentbytes": { method($0!, "unsentbytes") { $1.push($0.connection.unsentBytesOnLoop); return 1 } },
-        "isalive": { method($0!, "isalive") { $1.push($0.connection.isAliveOnLoop); return 1 } },
+        "isalive": { method($0!, "isalive") { $1.push($0.isAlive); return 1 } },
         "limit": { method($0!, "limit") { $0.limit($1) } },
     ]
+
+    /// `conn:isalive()`, as in the C Silly: false once either side has closed, the peer's end
+    /// of stream included (its bytes still buffered can be read). A loop such as
+    /// `while conn:isalive() do time.sleep(100) end` then ends when the client leaves.
+    private var isAlive: Bool {
+        self.connection.isAliveOnLoop && !self.connection.peerEndedOnLoop
+    }
 
     private static func method(_ state: OpaquePointer, _ name: String, _ body: (LuaConnection, LuaStack) -> Int32) -> Int32 {
         let stack = LuaStack(state)
