@@ -193,6 +193,14 @@ struct EchoServerTests {
         #expect(try await good.line() == "unaffected\n")
         await good.close()
         await bad.close()
+        // At the limit exactly: 1,023 bytes and "\n", or a last line of 1,024 bytes with none.
+        for line in [String(repeating: "y", count: 1023) + "\n", String(repeating: "z", count: 1024)] {
+            let edge = try await TCP.connect(address)
+            try await edge.write(line)
+            await edge.shutdownOutput()
+            #expect(String(buffer: try await edge.readToEnd()) == line)
+            await edge.close()
+        }
         #expect(await server.stop() == 0)
     }
 

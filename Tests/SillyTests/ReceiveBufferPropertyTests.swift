@@ -33,8 +33,9 @@ struct ReceiveBufferPropertyTests {
                     return .ready(Array(model.prefix(start + needle.count)))
                 }
             }
-            // No line within the limit can end with a delimiter longer than it.
-            return model.count >= limit || needle.count > limit ? .lineTooLong : .needMore
+            // Past the limit no line can end within it; at exactly the limit, only the stream's
+            // end (it is then the last line). None can end with a delimiter longer than the limit.
+            return model.count > limit || needle.count > limit ? .lineTooLong : .needMore
         }
     }
 

@@ -87,8 +87,10 @@ struct ReceiveBuffer {
                 self.searched = 0
                 return .ready(self.cut(end))
             }
-            // A delimiter longer than the limit could never end a line within it.
-            return self.count >= maxLength || delimiter.count > maxLength ? .lineTooLong(limit: maxLength) : .needMore
+            // Past the limit no delimiter can end the line within it (nor can a delimiter longer
+            // than the limit). At exactly the limit only the end of the stream can: the bytes are
+            // then the last line, whole.
+            return self.count > maxLength || delimiter.count > maxLength ? .lineTooLong(limit: maxLength) : .needMore
         }
     }
 
