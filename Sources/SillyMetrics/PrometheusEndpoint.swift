@@ -58,6 +58,9 @@ public final class PrometheusEndpoint: Service, Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         // A scraper that goes quiet (or never finishes its request) is closed.
                         try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: Self.idleTimeout))
+                        // A client that sends requests and reads no answer is read no further
+                        // while its answers wait (and closed if they pile up: see `respond`).
+                        try channel.pipeline.syncOperations.addHandler(BackPressureHandler())
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                         try channel.pipeline.syncOperations.addHandler(
                             MetricsRequestHandler(registry: registry, beforeScrape: beforeScrape)
@@ -80,7 +83,9 @@ public final class PrometheusEndpoint: Service, Sendable {
 }
 
 /// Answers one HTTP/1 request at a time: `GET /metrics` (or `HEAD`), 404 elsewhere, 405 for
-/// other methods; closes a connection quiet for ``PrometheusEndpoint/idleTimeout``.
+/// other methods; closes a connection quiet for ``PrometheusEndpoint/idleTimeout``, one whose
+/// request could not be parsed (after SwiftNIO's 400 answer), and one whose unread answers pass
+/// ``maxUnsentBytes``.
 private final class MetricsRequestHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -102,6 +107,16 @@ private final class MetricsRequestHandler: ChannelInboundHandler {
         }
     }
 
+    /// Answers queued unread past this close the connection: requests already read when reading
+    /// stopped (pipelined, up to a socket read's worth) are not answered into an unbounded queue.
+    static let maxUnsentBytes = 4 << 20
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A malformed request: `HTTPServerProtocolErrorHandler` has sent 400 with
+        // `Connection: close`, and leaves the closing to us.
+        context.close(promise: nil)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch self.unwrapInboundIn(data) {
         case .head(let head):
@@ -115,6 +130,11 @@ private final class MetricsRequestHandler: ChannelInboundHandler {
     }
 
     private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let unsent = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        guard unsent <= Self.maxUnsentBytes else {
+            context.close(promise: nil)
+            return
+        }
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
         var body = ByteBuffer()
         let status: HTTPResponseStatus

@@ -163,6 +163,50 @@ struct ProductionTests {
         #expect(await server.stop() == 0)
     }
 
+    @Test("a malformed metrics request gets 400 and its connection closed, not held until the idle timeout")
+    func metricsMalformedRequest() async throws {
+        let server = try ServerProcess(["--metrics-addr", "127.0.0.1:0"])
+        let metrics = try await metricsAddress(of: server)
+        let client = try await TCP.connect(metrics)
+        try await client.write("\u{0}garbage\r\n\r\n")
+        #expect(try await client.line() == "HTTP/1.1 400 Bad Request\r\n")
+        // Well before the 30 s idle timeout would end it.
+        let rest = try await client.readToEnd(timeout: .seconds(15))
+        #expect(String(buffer: rest).contains("Connection: close") || String(buffer: rest).contains("connection: close"))
+        await client.close()
+        #expect(try await scrape(metrics).status == "HTTP/1.1 200 OK")
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("a metrics client that pipelines requests and reads no answer cannot grow the server's memory")
+    func metricsClientNeverReads() async throws {
+        let server = try ServerProcess(["--metrics-addr", "127.0.0.1:0"])
+        let metrics = try await metricsAddress(of: server)
+        let before = server.residentKiB
+        let flooder = RawSocket()  // never reads
+        #expect(flooder.connect(port: Int(metrics.split(separator: ":").last!)!))
+        let requests = Array(String(repeating: "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", count: 200).utf8)
+        // Each 35-byte request asks for a few KiB. Before, the server went on reading and answering
+        // them into its send queue as fast as it could (60 MiB more in 6 s, hundreds in 30 s);
+        // now it stops reading once the answers wait, and the kernel's buffers fill.
+        var unsentTail: ArraySlice<UInt8> = []
+        let end = ContinuousClock.now + .seconds(6)
+        while ContinuousClock.now < end {
+            if unsentTail.isEmpty { unsentTail = requests[...] }
+            let sent = flooder.sendAvailable(Array(unsentTail))
+            if sent > 0 {
+                unsentTail = unsentTail.dropFirst(sent)
+            } else {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        #expect(server.residentKiB - before < 24 * 1024, "server grew by \(server.residentKiB - before) KiB")
+        flooder.resetOnClose()
+        _ = consume flooder
+        #expect(try await scrape(metrics).status == "HTTP/1.1 200 OK")
+        #expect(await server.stop() == 0)
+    }
+
     @Test("--metrics-addr on a busy port fails at start with a clear error")
     func metricsAddressInUse() async throws {
         let holder = try await TCP.listen("127.0.0.1:0") { _ in }

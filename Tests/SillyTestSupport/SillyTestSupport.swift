@@ -27,12 +27,12 @@ extension TCPConnection {
     }
 
     /// Reads until the peer closes and returns every byte; an error other than the stream's
-    /// clean end is thrown.
-    public func readToEnd() async throws(SillyError) -> ByteBuffer {
+    /// clean end is thrown (``SillyError/timedOut`` when `timeout` passes with nothing new).
+    public func readToEnd(timeout: Duration = patience) async throws(SillyError) -> ByteBuffer {
         var received = ByteBuffer()
         while true {
             do throws(SillyError) {
-                var chunk = try await self.readAvailable(timeout: patience)
+                var chunk = try await self.readAvailable(timeout: timeout)
                 received.writeBuffer(&chunk)
             } catch {
                 if error == .endOfStream { return received }
