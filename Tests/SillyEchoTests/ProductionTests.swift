@@ -260,6 +260,32 @@ struct TLSServiceTests {
         #expect(server.log.contains("errors: tls 1"), "\(server.log)")
     }
 
+    @Test("over TLS too, a client beyond --max-connections is told the server is full, then closed cleanly")
+    func fullOverTLS() async throws {
+        let certificate = try await TestCertificate.make()
+        let server = try ServerProcess(["--max-connections", "1", "--tls-cert", certificate.certificateFile,
+                                        "--tls-key", certificate.privateKeyFile])
+        let address = try await server.address()
+        let tls = try TLSOptions.client(trustedCertificateFile: certificate.certificateFile)
+        let held = try await TCP.connect(address, tls: tls)
+        try await held.write("hold\n")
+        #expect(try await held.line() == "hold\n")
+        // Turned away before its handshake is done: the line must wait for it, not be lost.
+        // (Before, OpenSSL's client mostly saw its handshake cut by the server's FIN.)
+        for _ in 0..<10 {
+            let (output, status) = try await OutsideClient.run(
+                "openssl", ["s_client", "-connect", address, "-quiet", "-verify_return_error", "-CAfile", certificate.certificateFile],
+                input: "")
+            #expect(status == 0 && output.contains("Server is full (1 connections)"), "\(output)")
+        }
+        let extra = try await TCP.connect(address, tls: tls)
+        #expect(String(buffer: try await extra.readToEnd()).hasPrefix("Server is full (1 connections)"))
+        await extra.close()
+        await held.close()
+        #expect(await server.stop() == 0)
+        #expect(server.log.contains("accepted 1, rejected 11"), "\(server.log)")
+    }
+
     @Test("a certificate path that does not exist stops silly-echo at start with a clear error")
     func badCertificatePath() async throws {
         let certificate = try await TestCertificate.make()

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOSSL
+import NIOTLS
 
 #if canImport(Glibc)
 import Glibc
@@ -40,6 +41,8 @@ final class ConnectionLimits: Sendable {
     /// A TLS handler holds unflushed writes outside the channel's count of unsent bytes (a plain
     /// channel counts a write as soon as it is queued).
     let unflushedOutsideChannel: Bool
+    /// The connection is TLS: its bytes flow once the handshake is done.
+    let tls: Bool
     let closeLinger: TimeAmount
 
     init(_ options: ConnectionOptions, tls: Bool) {
@@ -53,6 +56,7 @@ final class ConnectionLimits: Sendable {
         let afterChannel = limit - min(high, limit)
         self.largestUncheckedWrite = afterChannel - min(high, afterChannel)
         self.unflushedOutsideChannel = tls
+        self.tls = tls
         self.closeLinger = TimeAmount(options.closeLinger)
     }
 }
@@ -142,6 +146,10 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     private var needsFlush = false
     private var readHeldBack = false
     private var readingStopped = false
+    /// TLS, its handshake not done: what is written waits in the TLS handler until it is.
+    private var handshakePending: Bool
+    /// `close()` was called while `handshakePending`: it goes on once the handshake is done.
+    private var closeAwaitsHandshake = false
     /// Bytes written since the last flush (saturating; packed beside the flags).
     private var unflushedBytes: UInt32 = 0
     private(set) var receiveLimit: Int
@@ -151,6 +159,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
         self.executor = executor
         self.limits = limits
         self.receiveLimit = limits.receiveLimit ?? .max
+        self.handshakePending = limits.tls
         self.remoteSocketAddress = channel.remoteAddress  // an accepted channel has it already
     }
 
@@ -419,6 +428,26 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
         self.resumeWritabilityWaiters(with: .failure(.activeClosed))
         guard !self.channelClosed, let context = self.context else { return self.channel.closeFuture }
         self.flush()
+        if self.handshakePending {
+            // Closed before the TLS handshake is done (a client turned away at once: "Server is
+            // full"): what was written waits in the TLS handler, unseen by `unsentBytes`, and
+            // NIOSSLHandler would pass an output close made before the handshake began straight
+            // to the socket, the client seeing its handshake cut. So the close waits for the
+            // handshake (or fails with it), for at most `closeLinger`.
+            self.closeAwaitsHandshake = true
+            let deadline = context.eventLoop.assumeIsolated().scheduleTask(in: self.limits.closeLinger) {
+                context.close(promise: nil)
+            }
+            self.channel.closeFuture.assumeIsolated().whenComplete { _ in deadline.cancel() }
+            return self.channel.closeFuture
+        }
+        return self.closeAfterSending(context)
+    }
+
+    /// The rest of ``close()``: once the bytes written are on their way, the write side is shut
+    /// down, or the channel closed.
+    @discardableResult
+    private func closeAfterSending(_ context: ChannelHandlerContext) -> EventLoopFuture<Void> {
         let unsent = self.unsentBytes
         if self.inputEnded && unsent == 0 {
             context.close(promise: nil)
@@ -514,6 +543,16 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
         if case ChannelEvent.inputClosed = event {
             self.inputEnded = true
             self.serveWaitingRead()
+        } else if self.handshakePending, case TLSUserEvent.handshakeCompleted = event {
+            self.handshakePending = false
+            if self.closeAwaitsHandshake {
+                // After this event NIOSSLHandler sends what it held back for the handshake: the
+                // close goes on once it has.
+                context.eventLoop.assumeIsolated().execute {
+                    guard let context = self.context, !self.channelClosed else { return }
+                    self.closeAfterSending(context)
+                }
+            }
         }
         context.fireUserInboundEventTriggered(event)
     }
