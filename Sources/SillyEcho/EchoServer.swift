@@ -188,15 +188,22 @@ public final class EchoServer: Service, Sendable {
 
     /// A load balancer's own connection (PROXY `LOCAL`: HAProxy's health checks): served like any
     /// other, but logged at debug level and counted apart, so checks every few seconds do not
-    /// fill the log or pass for clients (HAProxy ends them with a reset).
+    /// fill the log or pass for clients (HAProxy ends them with a reset). They count toward
+    /// `--max-connections` (a full server fails its checks), or `LOCAL` headers would get round it.
     @inline(never)
     private func serveHealthCheck(_ connection: TCPConnection) async {
-        self.statistics.countHealthCheck()
+        let limit = self.configuration.maxConnections
+        guard self.statistics.admitHealthCheck(limit: limit) else {
+            self.logger.debug("Reject health check from \(connection.remoteAddress?.description ?? "?"): server is full")
+            try? await connection.write(Self.fullNotice(limit: limit))
+            return
+        }
         self.registry.insert(connection)
         self.logger.debug("Health check from \(connection.remoteAddress?.description ?? "?")")
         var session = EchoSession(connection: connection, server: self, counted: false)
         _ = await session.run()
         await connection.close()
+        self.statistics.releaseHealthCheck()
         self.registry.remove(connection)
     }
 
@@ -214,7 +221,12 @@ public final class EchoServer: Service, Sendable {
     private func reject(_ connection: TCPConnection) async {
         let limit = self.configuration.maxConnections
         self.logger.warning("Reject connection \(connection.remoteAddress?.description ?? "?"): server is full (\(limit) connections)")
-        try? await connection.write("Server is full (\(limit) connections), try again later\n")
+        try? await connection.write(Self.fullNotice(limit: limit))
+    }
+
+    /// The one line a client turned away gets.
+    private static func fullNotice(limit: Int) -> String {
+        "Server is full (\(limit) connections), try again later\n"
     }
 
     @inline(never)

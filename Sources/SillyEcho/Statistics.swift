@@ -78,6 +78,8 @@ public final class ServerStatistics: Sendable {
     private let accepted = Atomic<Int>(0)
     private let rejected = Atomic<Int>(0)
     private let healthChecks = Atomic<Int>(0)
+    /// Health-check connections open: they count toward the limit too.
+    private let healthChecksOpen = Atomic<Int>(0)
     private let loops = Mutex<[ObjectIdentifier: TrafficCounters]>([:])
     // Errors are rare: a lock is cheap enough.
     private let errors = Mutex<[ErrorKind: Int]>([:])
@@ -85,16 +87,36 @@ public final class ServerStatistics: Sendable {
     public init() {}
 
     /// Counts a new connection; returns how many are open now, or `nil` (and counts a rejection)
-    /// if that would pass `limit`.
+    /// if that would pass `limit` (health checks included).
     func admit(limit: Int) -> Int? {
-        let now = self.open.add(1, ordering: .relaxed).newValue
-        guard now <= limit else {
+        // Each kind adds itself, then reads the other (sequentially consistent): of two that
+        // race for the last place, at least one sees the other, so the limit holds.
+        let now = self.open.add(1, ordering: .sequentiallyConsistent).newValue
+        guard now + self.healthChecksOpen.load(ordering: .sequentiallyConsistent) <= limit else {
             self.open.subtract(1, ordering: .relaxed)
             self.rejected.add(1, ordering: .relaxed)
             return nil
         }
         self.accepted.add(1, ordering: .relaxed)
         return now
+    }
+
+    /// Counts a connection that a load balancer made for a health check (a PROXY `LOCAL` header);
+    /// `false` (and counts a rejection) if it would pass `limit`, clients included.
+    func admitHealthCheck(limit: Int) -> Bool {
+        let now = self.healthChecksOpen.add(1, ordering: .sequentiallyConsistent).newValue
+        guard now + self.open.load(ordering: .sequentiallyConsistent) <= limit else {
+            self.healthChecksOpen.subtract(1, ordering: .relaxed)
+            self.rejected.add(1, ordering: .relaxed)
+            return false
+        }
+        self.healthChecks.add(1, ordering: .relaxed)
+        return true
+    }
+
+    /// Counts a health-check connection closed.
+    func releaseHealthCheck() {
+        self.healthChecksOpen.subtract(1, ordering: .relaxed)
     }
 
     /// The counters of the connections on `loop` (looked up once per connection).
@@ -105,11 +127,6 @@ public final class ServerStatistics: Sendable {
             counters[ObjectIdentifier(loop)] = new
             return new
         }
-    }
-
-    /// Counts a connection that a load balancer made for a health check (a PROXY `LOCAL` header).
-    func countHealthCheck() {
-        self.healthChecks.add(1, ordering: .relaxed)
     }
 
     /// Counts a connection ended by `kind`.

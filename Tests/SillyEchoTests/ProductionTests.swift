@@ -67,6 +67,45 @@ struct ProductionTests {
         #expect(!server.log.contains("Accept connection \(checkPeer)"))
     }
 
+    @Test("--max-connections bounds health checks (PROXY LOCAL) too: a full server turns them away, and they take places from clients")
+    func healthChecksWithinLimit() async throws {
+        let server = try ServerProcess(["--proxy-protocol", "--max-connections", "2", "--proxy-header-timeout", "120s"])
+        let address = try await server.address()
+        let local: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A, 0x20, 0x00, 0x00, 0x00]
+        func connect(_ header: [UInt8], _ line: String) async throws -> TCPConnection {
+            let conn = try await TCP.connect(address)
+            try await conn.write(header + Array(line.utf8))
+            return conn
+        }
+        // One client and one health check fill the two places.
+        let client = try await connect(Array("PROXY TCP4 203.0.113.7 192.0.2.1 4242 9999\r\n".utf8), "one\n")
+        #expect(try await client.line() == "one\n")
+        let check = try await connect(local, "ping\n")
+        #expect(try await check.line() == "ping\n")
+        // Then neither another client nor another health check gets in.
+        let lateClient = try await connect(Array("PROXY TCP4 203.0.113.8 192.0.2.1 4243 9999\r\n".utf8), "two\n")
+        #expect(try await lateClient.line().hasPrefix("Server is full (2 connections)"))
+        for _ in 0..<5 {
+            let lateCheck = try await connect(local, "ping\n")
+            #expect(try await lateCheck.line().hasPrefix("Server is full (2 connections)"))
+            await lateCheck.close()
+        }
+        // A place freed by the health check is a client's again.
+        await check.close()
+        var admitted = false
+        for attempt in 0..<100 where !admitted {
+            let next = try await connect(Array("PROXY TCP4 203.0.113.9 192.0.2.1 \(5000 + attempt) 9999\r\n".utf8), "three\n")
+            admitted = try await next.line() == "three\n"
+            await next.close()
+            if !admitted { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(admitted)
+        await lateClient.close()
+        await client.close()
+        #expect(await server.stop() == 0)
+        #expect(server.log.contains("rejected 6"), "\(server.log)")
+    }
+
     @Test("--metrics-addr: counters move by what the traffic did; lifetimes are recorded; other paths get 404")
     func metrics() async throws {
         let server = try ServerProcess(["--metrics-addr", "127.0.0.1:0", "--max-line", "100"])
