@@ -143,8 +143,9 @@ public final class EchoServer: Service, Sendable {
         for connection in self.registry.all {
             await connection.close()
         }
-        // Each handler logs its close; give them a moment to do so.
-        await self.waitForHandlers(for: .seconds(1))
+        // Each handler logs its close; give them a moment to do so, cancelled or not (a second
+        // signal cancels the drain): in a task of its own, which the cancellation does not reach.
+        await Task { await self.waitForHandlers(for: .seconds(1)) }.value
     }
 
     /// Waits until every handler has ended, for at most `patience`, or until cancelled.

@@ -3,6 +3,7 @@ import Logging
 import Metrics
 import Prometheus
 import ServiceLifecycle
+import UnixSignals
 import Silly
 import SillyCommandLine
 import SillyEcho
@@ -27,7 +28,8 @@ struct SillyEchoCommand: AsyncParsableCommand {
             Echoes every line a client sends (telnet 127.0.0.1 9999). Logs each connection's \
             accept and close with the number of open connections, and its traffic when it closes. \
             SIGINT, SIGTERM or SIGHUP stops accepting, lets open connections finish what they have \
-            received (--shutdown-grace), logs the totals and exits 0.
+            received (--shutdown-grace), logs the totals and exits 0; a second signal closes them \
+            at once.
             """,
         subcommands: [ClientCommand.self]
     )
@@ -206,10 +208,11 @@ struct SillyEchoCommand: AsyncParsableCommand {
             services = [server]
         }
 
+        // A hangup (its terminal closed) stops it too, unless it was started to outlive one (nohup).
+        let stopSignals: [UnixSignal] = [.sigterm, .sigint] + (Self.hangupIgnored ? [] : [.sighup])
         var groupConfiguration = ServiceGroupConfiguration(
             services: services,
-            // A hangup (its terminal closed) stops it too, unless it was started to outlive one (nohup).
-            gracefulShutdownSignals: [.sigterm, .sigint] + (Self.hangupIgnored ? [] : [.sighup]),
+            gracefulShutdownSignals: stopSignals,
             logger: logger
         )
         groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownGrace + .seconds(5)
@@ -219,7 +222,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
             if self.selfTest {
                 try await self.runSelfTest(group: group, server: server)
             } else {
-                try await group.run()
+                try await Self.run(group, cuttingGraceShortOn: stopSignals, logger: logger)
             }
         } catch let error as SillyError {
             printError("silly-echo: cannot listen: \(error)")
@@ -235,6 +238,35 @@ struct SillyEchoCommand: AsyncParsableCommand {
         var current = sigaction()
         sigaction(SIGHUP, nil, &current)
         return unsafeBitCast(current.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
+    }
+
+    /// Runs `group`. The first of `signals` starts its graceful shutdown; a second one cuts the
+    /// grace period short (as a second Ctrl-C does): the group is cancelled, so the server closes
+    /// the connections still open at once, logs its totals and ends.
+    static func run(_ group: ServiceGroup, cuttingGraceShortOn signals: [UnixSignal], logger: Logger) async throws {
+        try await withThrowingTaskGroup(of: Bool.self) { tasks in
+            tasks.addTask {
+                do {
+                    try await group.run()
+                } catch is CancellationError {}
+                return true
+            }
+            tasks.addTask {
+                var caught = 0
+                for await _ in await UnixSignalsSequence(trapping: signals) {
+                    caught += 1
+                    if caught == 2 { return false }
+                }
+                return false
+            }
+            // The group ended (then the listener is not needed), or a second signal came (then
+            // the group is cancelled, and waited for).
+            if try await tasks.next() == false {
+                logger.notice("Second signal: closing the open connections now")
+            }
+            tasks.cancelAll()
+            try await tasks.waitForAll()
+        }
     }
 
     private func runSelfTest(group: ServiceGroup, server: EchoServer) async throws {
