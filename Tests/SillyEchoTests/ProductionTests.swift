@@ -294,7 +294,9 @@ struct TLSServiceTests {
         }
         await plain.close()
         #expect(await server.waitForLog("Read error ["))
-        #expect(server.log.contains("-> TLS: "), "\(server.log)")
+        // BoringSSL's reason, without SwiftNIO-SSL's nesting or the source path it carries.
+        #expect(server.log.contains("-> TLS: handshake failed: WRONG_VERSION_NUMBER\n"), "\(server.log)")
+        #expect(!server.log.contains(".build/"), "\(server.log)")
         #expect(await server.stop() == 0)
         #expect(server.log.contains("errors: tls 1"), "\(server.log)")
     }

@@ -70,11 +70,16 @@ struct TLSTests {
             while true { _ = try await plain.readAvailable(timeout: patience) }
         }
         let error = await errors.next()
-        guard case .tls = error else {
+        guard case .tls(let reason) = error else {
             Issue.record("expected a TLS error, got \(String(describing: error))")
             return
         }
+        #expect(reason == "handshake failed: WRONG_VERSION_NUMBER")
         await plain.close()
+        // One that connects and closes without a word.
+        let silent = try await TCP.connect("127.0.0.1:\(listener.port)")
+        await silent.close()
+        #expect(await errors.next() == .tls("handshake failed: EOF during handshake"))
         await listener.close()
     }
 

@@ -603,7 +603,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
             return error.errnoCode == ECONNRESET ? .connectionReset : .system(errno: error.errnoCode)
         }
         if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
-            return .tls("\(error)")
+            return .tls(describing: error)
         }
         return .failed("\(error)")
     }

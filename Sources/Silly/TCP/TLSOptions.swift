@@ -37,7 +37,7 @@ public struct TLSOptions: Sendable {
             return TLSOptions(context: try NIOSSLContext(configuration: configuration), serverName: nil)
         } catch {
             // Both files loaded: what fails now is their pairing (most often a key of another certificate).
-            throw .tls("cannot use the private key in \(privateKeyFile) with the certificate in \(certificateFile): \(error)")
+            throw .tls("cannot use the private key in \(privateKeyFile) with the certificate in \(certificateFile): \(SillyError.describeTLS(error))")
         }
     }
 
@@ -82,7 +82,7 @@ public struct TLSOptions: Sendable {
         do {
             return try body(path)
         } catch {
-            throw .tls("cannot load \(what) from \(path): \(error)")
+            throw .tls("cannot load \(what) from \(path): \(SillyError.describeTLS(error))")
         }
     }
 
@@ -90,7 +90,7 @@ public struct TLSOptions: Sendable {
         do {
             return try NIOSSLContext(configuration: configuration)
         } catch {
-            throw .tls("\(error)")
+            throw .tls(describing: error)
         }
     }
 }
