@@ -38,6 +38,8 @@ struct HostAndPort: Sendable, Equatable {
         }
         guard port <= 65535 else { throw invalid("port \(port) is out of range 0-65535") }
         if hostPart.contains(where: { $0.isWhitespace }) { throw invalid("host contains whitespace") }
+        // The C calls beneath would end the name at the first NUL and use what comes before it.
+        if hostPart.contains("\0") { throw invalid("host contains a NUL byte") }
         self.host = hostPart.isEmpty ? nil : String(hostPart)
         self.port = port
     }
