@@ -212,7 +212,8 @@ struct SillyEchoCommand: AsyncParsableCommand {
         let stopSignals: [UnixSignal] = [.sigterm, .sigint] + (Self.hangupIgnored ? [] : [.sighup])
         var groupConfiguration = ServiceGroupConfiguration(
             services: services,
-            gracefulShutdownSignals: stopSignals,
+            // The self-test stops on the first signal; the server listens for more (`run`).
+            gracefulShutdownSignals: self.selfTest ? stopSignals : [],
             logger: logger
         )
         groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownGrace + .seconds(5)
@@ -222,7 +223,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
             if self.selfTest {
                 try await self.runSelfTest(group: group, server: server)
             } else {
-                try await Self.run(group, cuttingGraceShortOn: stopSignals, logger: logger)
+                try await Self.run(group, stoppingOn: stopSignals, logger: logger)
             }
         } catch let error as SillyError {
             printError("silly-echo: cannot listen: \(error)")
@@ -240,33 +241,42 @@ struct SillyEchoCommand: AsyncParsableCommand {
         return unsafeBitCast(current.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self)
     }
 
-    /// Runs `group`. The first of `signals` starts its graceful shutdown; a second one cuts the
-    /// grace period short (as a second Ctrl-C does): the group is cancelled, so the server closes
-    /// the connections still open at once, logs its totals and ends.
-    static func run(_ group: ServiceGroup, cuttingGraceShortOn signals: [UnixSignal], logger: Logger) async throws {
-        try await withThrowingTaskGroup(of: Bool.self) { tasks in
-            tasks.addTask {
-                do {
-                    try await group.run()
-                } catch is CancellationError {}
-                return true
-            }
-            tasks.addTask {
-                var caught = 0
-                for await _ in await UnixSignalsSequence(trapping: signals) {
-                    caught += 1
-                    if caught == 2 { return false }
-                }
-                return false
-            }
-            // The group ended (then the listener is not needed), or a second signal came (then
-            // the group is cancelled, and waited for).
-            if try await tasks.next() == false {
-                logger.notice("Second signal: closing the open connections now")
-            }
-            tasks.cancelAll()
-            try await tasks.waitForAll()
+    /// Runs `group` until one of `signals` stops it: the first starts its graceful shutdown; a
+    /// second SIGINT or SIGTERM cuts the grace period short (as a second Ctrl-C does: the group is
+    /// cancelled, so the server closes the connections still open at once, logs its totals and
+    /// ends); a third exits there and then. A repeated SIGHUP only stops (a closing terminal can
+    /// send two).
+    ///
+    /// One listener for them all, trapping before the group runs: no signal falls between two
+    /// listeners, and the group has none of its own (`gracefulShutdownSignals: []`).
+    static func run(_ group: ServiceGroup, stoppingOn signals: [UnixSignal], logger: Logger) async throws {
+        let caught = await UnixSignalsSequence(trapping: signals)
+        let running = Task {
+            do {
+                try await group.run()
+            } catch is CancellationError {}
         }
+        let listener = Task {
+            var stops = 0
+            for await signal in caught {
+                if stops == 0 {
+                    logger.info("\(signal): stopping gracefully (a second SIGINT or SIGTERM stops at once)")
+                    await group.triggerGracefulShutdown()
+                    stops = 1
+                } else if signal != .sighup {
+                    stops += 1
+                    if stops == 2 {
+                        logger.notice("Second signal (\(signal)): closing the open connections now")
+                        running.cancel()
+                    } else {
+                        logger.warning("Third signal (\(signal)): exiting now")
+                        Glibc.exit(128 + signal.rawValue)
+                    }
+                }
+            }
+        }
+        defer { listener.cancel() }
+        try await running.value
     }
 
     private func runSelfTest(group: ServiceGroup, server: EchoServer) async throws {

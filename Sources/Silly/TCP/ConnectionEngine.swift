@@ -148,7 +148,9 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     private var readingStopped = false
     /// TLS, its handshake not done: what is written waits in the TLS handler until it is.
     private var handshakePending: Bool
-    /// `close()` was called while `handshakePending`: it goes on once the handshake is done.
+    /// Bytes were flushed while `handshakePending`: they wait in the TLS handler.
+    private var sentBeforeHandshake = false
+    /// `close()` was called while bytes waited for the handshake: it goes on once it is done.
     private var closeAwaitsHandshake = false
     /// Bytes written since the last flush (saturating; packed beside the flags).
     private var unflushedBytes: UInt32 = 0
@@ -320,6 +322,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
         guard self.needsFlush, let context = self.context else { return }
         self.needsFlush = false
         self.unflushedBytes = 0
+        if self.handshakePending { self.sentBeforeHandshake = true }
         let wasFlushing = self.isFlushing  // a flush can write, and flush, again
         self.isFlushing = true
         context.flush()
@@ -428,15 +431,16 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
         self.resumeWritabilityWaiters(with: .failure(.activeClosed))
         guard !self.channelClosed, let context = self.context else { return self.channel.closeFuture }
         self.flush()
-        if self.handshakePending {
+        if self.handshakePending && self.sentBeforeHandshake {
             // Closed before the TLS handshake is done (a client turned away at once: "Server is
             // full"): what was written waits in the TLS handler, unseen by `unsentBytes`, and
             // NIOSSLHandler would pass an output close made before the handshake began straight
             // to the socket, the client seeing its handshake cut. So the close waits for the
-            // handshake (or fails with it), for at most `closeLinger`.
+            // handshake (or fails with it), for at most `closeLinger`; then the rest of the close
+            // has its own deadline.
             self.closeAwaitsHandshake = true
             let deadline = context.eventLoop.assumeIsolated().scheduleTask(in: self.limits.closeLinger) {
-                context.close(promise: nil)
+                if self.closeAwaitsHandshake { context.close(promise: nil) }
             }
             self.channel.closeFuture.assumeIsolated().whenComplete { _ in deadline.cancel() }
             return self.channel.closeFuture
@@ -546,6 +550,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
         } else if self.handshakePending, case TLSUserEvent.handshakeCompleted = event {
             self.handshakePending = false
             if self.closeAwaitsHandshake {
+                self.closeAwaitsHandshake = false
                 // After this event NIOSSLHandler sends what it held back for the handshake: the
                 // close goes on once it has.
                 context.eventLoop.assumeIsolated().execute {

@@ -15,7 +15,8 @@ extension SillyError {
         if let boring = error as? BoringSSLError {
             return Self.reasons(boring)
         }
-        return "\(error)"
+        // Any other: as SwiftNIO-SSL describes it, without the source paths.
+        return "\(error)".replacing(/\ at \/[^\]\s]*:\d+/, with: "")
     }
 
     private static func reasons(_ error: BoringSSLError) -> String {
