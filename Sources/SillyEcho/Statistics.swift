@@ -89,14 +89,7 @@ public final class ServerStatistics: Sendable {
     /// Counts a new connection; returns how many are open now, or `nil` (and counts a rejection)
     /// if that would pass `limit` (health checks included).
     func admit(limit: Int) -> Int? {
-        // Each kind adds itself, then reads the other (sequentially consistent): of two that
-        // race for the last place, at least one sees the other, so the limit holds.
-        let now = self.open.add(1, ordering: .sequentiallyConsistent).newValue
-        guard now + self.healthChecksOpen.load(ordering: .sequentiallyConsistent) <= limit else {
-            self.open.subtract(1, ordering: .relaxed)
-            self.rejected.add(1, ordering: .relaxed)
-            return nil
-        }
+        guard let now = self.takePlace(in: self.open, besides: self.healthChecksOpen, limit: limit) else { return nil }
         self.accepted.add(1, ordering: .relaxed)
         return now
     }
@@ -104,14 +97,22 @@ public final class ServerStatistics: Sendable {
     /// Counts a connection that a load balancer made for a health check (a PROXY `LOCAL` header);
     /// `false` (and counts a rejection) if it would pass `limit`, clients included.
     func admitHealthCheck(limit: Int) -> Bool {
-        let now = self.healthChecksOpen.add(1, ordering: .sequentiallyConsistent).newValue
-        guard now + self.open.load(ordering: .sequentiallyConsistent) <= limit else {
-            self.healthChecksOpen.subtract(1, ordering: .relaxed)
-            self.rejected.add(1, ordering: .relaxed)
-            return false
-        }
+        guard self.takePlace(in: self.healthChecksOpen, besides: self.open, limit: limit) != nil else { return false }
         self.healthChecks.add(1, ordering: .relaxed)
         return true
+    }
+
+    /// Adds one to `mine` if, with `others`, they stay within `limit`: the new count, or `nil`
+    /// (and a rejection counted). Each kind adds itself, then reads the other (sequentially
+    /// consistent): of two that race for the last place, at least one sees the other.
+    private func takePlace(in mine: borrowing Atomic<Int>, besides others: borrowing Atomic<Int>, limit: Int) -> Int? {
+        let now = mine.add(1, ordering: .sequentiallyConsistent).newValue
+        guard now + others.load(ordering: .sequentiallyConsistent) <= limit else {
+            mine.subtract(1, ordering: .relaxed)
+            self.rejected.add(1, ordering: .relaxed)
+            return nil
+        }
+        return now
     }
 
     /// Counts a health-check connection closed.
