@@ -38,11 +38,11 @@ final class ConnectionLimits: Sendable {
     /// (a writable one holds at most the high water mark, plus under the flush threshold held
     /// by a TLS handler): larger ones check the queue.
     let largestUncheckedWrite: Int
-    /// A TLS handler holds unflushed writes outside the channel's count of unsent bytes (a plain
-    /// channel counts a write as soon as it is queued).
-    let unflushedOutsideChannel: Bool
     /// The connection is TLS: its bytes flow once the handshake is done.
     let tls: Bool
+    /// A TLS handler holds unflushed writes outside the channel's count of unsent bytes (a plain
+    /// channel counts a write as soon as it is queued).
+    var unflushedOutsideChannel: Bool { self.tls }
     let closeLinger: TimeAmount
 
     init(_ options: ConnectionOptions, tls: Bool) {
@@ -55,7 +55,6 @@ final class ConnectionLimits: Sendable {
         let limit = max(0, options.sendQueueLimit)
         let afterChannel = limit - min(high, limit)
         self.largestUncheckedWrite = afterChannel - min(high, afterChannel)
-        self.unflushedOutsideChannel = tls
         self.tls = tls
         self.closeLinger = TimeAmount(options.closeLinger)
     }
