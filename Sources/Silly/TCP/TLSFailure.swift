@@ -27,7 +27,7 @@ extension SillyError {
     /// `"Error: 268435703 error:100000f7:SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER at
     /// /…/tls_record.cc:127"` → `"WRONG_VERSION_NUMBER"`; `"Error:  EOF during handshake"` (one
     /// SwiftNIO-SSL made) → `"EOF during handshake"`.
-    static func reason(of description: String) -> String {
+    private static func reason(of description: String) -> String {
         if let match = description.firstMatch(of: /error:[0-9A-Fa-f]+:[^:]*:[^:]*:([^\s\]]+)/) {
             return String(match.1)
         }
