@@ -453,8 +453,9 @@ public final class LuaRuntime {
     }
 
     /// Ends the runtime: nothing more runs, and the process exits with `code` (the script's
-    /// `silly.exit`) once what was written to the open connections has been sent (for at most
-    /// their close linger). It does not wait for their peers to end their side.
+    /// `silly.exit`) once what was written to the open connections has been sent (while their
+    /// peers keep taking it: see `ConnectionOptions.closeLinger`). It does not wait for their
+    /// peers to end their side.
     func exit(_ code: Int32) {
         guard !self.stopped else { return }
         self.stopped = true

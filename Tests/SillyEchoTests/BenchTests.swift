@@ -16,7 +16,7 @@ struct BenchTests {
         let process = try ServerProcess(arguments + ["--json", "--timeout", "60s"], addPort: false, executable: Self.bench)
         let status = try #require(await process.exitStatus(), "silly-bench did not finish")
         let data = Data(process.log.utf8)
-        let figures = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any], "not JSON: \(process.log)")
+        let figures = try #require((try? JSONSerialization.jsonObject(with: data)) as? [String: Any], "not JSON: \(process.log.debugDescription) \(process.errorLog)")
         return (status, figures)
     }
 
@@ -114,7 +114,7 @@ struct BenchTests {
         #expect(await eventually(within: programPatience) { echoed.load(ordering: .relaxed) >= 1000 })
         let status = await process.stop(signal: SIGINT)
         #expect(status == 130, "\(process.errorLog)")
-        let figures = try #require(try JSONSerialization.jsonObject(with: Data(process.log.utf8)) as? [String: Any], "not JSON: \(process.log)")
+        let figures = try #require((try? JSONSerialization.jsonObject(with: Data(process.log.utf8))) as? [String: Any], "not JSON: \(process.log.debugDescription) \(process.errorLog)")
         #expect(figures["interrupted"] as? Bool == true)
         #expect(figures["errors_total"] as? Int == 0, "\(figures)")
         // The clients stopped sending and waited for what was in flight: the server echoed

@@ -1,7 +1,8 @@
 import NIOCore
 
-/// Sits between the socket and the TLS handler: a full close waits (for at most `patience`) until
-/// the bytes queued before it — the TLS handler's close_notify above all — are handed to the kernel.
+/// Sits between the socket and the TLS handler: a full close waits until the bytes queued before
+/// it — the TLS handler's close_notify above all — are handed to the kernel (giving up once the
+/// peer has taken none of them for `patience`).
 ///
 /// When the peer's close_notify has already arrived, NIOSSLHandler closes the channel straight
 /// after writing its own; if the socket's send buffer is full at that moment (a large reply just
@@ -18,8 +19,7 @@ final class CloseAfterPendingWrites: ChannelOutboundHandler, RemovableChannelHan
     }
 
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        let unsent = (try? context.channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
-        guard mode == .all, !self.closeDeferred, unsent > 0 else {
+        guard mode == .all, !self.closeDeferred, SendStallDeadline.unsentBytes(of: context.channel) > 0 else {
             context.close(mode: mode, promise: promise)
             return
         }
@@ -30,7 +30,9 @@ final class CloseAfterPendingWrites: ChannelOutboundHandler, RemovableChannelHan
             closed = true
             context.close(mode: .all, promise: promise)
         }
-        let deadline = context.eventLoop.assumeIsolated().scheduleTask(in: self.patience) { closeOnce() }
+        let deadline = SendStallDeadline.start(on: context.channel, patience: self.patience, afterSent: .zero) {
+            closeOnce()
+        }
         context.writtenBytesSent().assumeIsolated().whenComplete { _ in
             deadline.cancel()
             closeOnce()

@@ -185,7 +185,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     /// Bytes written and not yet handed to the kernel.
     var unsentBytes: Int {
         guard let channel = self.context?.channel else { return 0 }
-        return (try? channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
+        return SendStallDeadline.unsentBytes(of: channel)
     }
 
     /// Whether the connection can still be written to: open, not closed here, its output not shut down.
@@ -413,10 +413,10 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Closes the connection from this side. A waiting read fails with ``SillyError/activeClosed``.
-    /// Bytes already written are sent first (for at most `options.closeLinger`); while the peer
-    /// may still be sending, the write side is then shut down (a FIN) and what arrives is read
-    /// and dropped until the peer ends too, for at most ``peerEndPatience`` once nothing is left
-    /// to send. Returns a future that completes when what was written has been handed to the
+    /// Bytes already written are sent first (giving up once the peer has taken none of them for
+    /// `options.closeLinger`); while the peer may still be sending, the write side is then shut
+    /// down (a FIN) and what arrives is read and dropped until the peer ends too, for at most
+    /// ``peerEndPatience`` once nothing is left to send. Returns a future that completes when what was written has been handed to the
     /// kernel (or could not be): the channel may stay open a moment longer, for the peer's end.
     @discardableResult
     func close() -> EventLoopFuture<Void> {
@@ -456,12 +456,11 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return self.channel.closeFuture
         }
-        // One deadline for all of what follows; a peer that only has to send its FIN gets less.
-        let patience = unsent > 0 ? self.limits.closeLinger : min(self.limits.closeLinger, Self.peerEndPatience)
-        let deadline = context.eventLoop.assumeIsolated().scheduleTask(in: patience) {
+        // One deadline for all of what follows, put off while the peer keeps taking bytes; a
+        // peer that only has to send its FIN gets less.
+        SendStallDeadline.start(on: self.channel, patience: self.limits.closeLinger, afterSent: Self.peerEndPatience) {
             context.close(promise: nil)
         }
-        self.channel.closeFuture.assumeIsolated().whenComplete { _ in deadline.cancel() }
         if self.inputEnded {
             return self.closeWhenSent(context)
         }

@@ -257,7 +257,8 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
     }
 
     /// Closes the connection. A read waiting in another task fails with ``SillyError/activeClosed``;
-    /// bytes already written are still sent (for at most ``ConnectionOptions/closeLinger``). While
+    /// bytes already written are still sent (while the peer keeps taking them: see
+    /// ``ConnectionOptions/closeLinger``). While
     /// the peer may still be sending, the write side is shut down after them and the peer's bytes
     /// are read and dropped until it closes too (for at most a second once nothing is left to
     /// send), so that it sees a clean end rather than a reset. Returns at once; closing twice

@@ -1,0 +1,111 @@
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The deadline of a close that lets written bytes drain first: it gives up (runs `expire`)
+/// once the sending has made no progress for a whole `patience`.
+///
+/// A peer that stopped reading is cut off after `patience`, while one that keeps reading,
+/// however slowly, gets every byte: an absolute deadline would cut a 4 MiB reply to a slow
+/// link, or to a busy peer, after 5 s. Progress is the peer acknowledging bytes (TCP_INFO), or
+/// the channel's queue shrinking: the kernel's send buffer alone can hold 4 MiB, which a slow
+/// reader may take longer than `patience` to drain before the channel's queue moves. Once
+/// everything is sent, the peer gets `afterSent` more (to end its side) before `expire` runs.
+/// Checks stop when the channel closes.
+final class SendStallDeadline {
+    private let channel: any Channel
+    private let patience: TimeAmount
+    private let afterSent: TimeAmount
+    private let expire: () -> Void
+    private var lastCheck: Progress
+    private var nextCheck: Scheduled<Void>?
+
+    /// Starts checking the channel's progress; call on its event loop.
+    @discardableResult
+    static func start(on channel: any Channel, patience: TimeAmount, afterSent: TimeAmount,
+                      expire: @escaping () -> Void) -> SendStallDeadline {
+        let deadline = SendStallDeadline(channel: channel, patience: patience, afterSent: afterSent, expire: expire)
+        deadline.arm(in: deadline.lastCheck.unsent > 0 ? patience : min(patience, afterSent))
+        channel.closeFuture.assumeIsolated().whenComplete { _ in deadline.cancel() }
+        return deadline
+    }
+
+    private init(channel: any Channel, patience: TimeAmount, afterSent: TimeAmount, expire: @escaping () -> Void) {
+        self.channel = channel
+        self.patience = patience
+        self.afterSent = afterSent
+        self.expire = expire
+        self.lastCheck = Progress(of: channel)
+    }
+
+    /// The bytes the channel still holds: written, not yet handed to the kernel.
+    static func unsentBytes(of channel: any Channel) -> Int {
+        (try? channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
+    }
+
+    /// Stops the checks; `expire` will not run.
+    func cancel() {
+        self.nextCheck?.cancel()
+        self.nextCheck = nil
+    }
+
+    private func arm(in delay: TimeAmount) {
+        self.nextCheck = self.channel.eventLoop.assumeIsolated().scheduleTask(in: delay) { self.check() }
+    }
+
+    private func check() {
+        self.nextCheck = nil
+        let now = Progress(of: self.channel)
+        guard now.isAhead(of: self.lastCheck) else {
+            self.expire()
+            return
+        }
+        self.lastCheck = now
+        self.arm(in: now.unsent > 0 ? self.patience : min(self.patience, self.afterSent))
+    }
+}
+
+/// How far a connection's sending has come.
+private struct Progress {
+    /// Bytes the peer has acknowledged since the connection opened (0 where unknown).
+    var acknowledged: UInt64
+    /// Bytes still queued in the channel.
+    var unsent: Int
+
+    init(of channel: any Channel) {
+        self.acknowledged = Self.acknowledgedBytes(of: channel)
+        self.unsent = SendStallDeadline.unsentBytes(of: channel)
+    }
+
+    func isAhead(of earlier: Progress) -> Bool {
+        self.acknowledged > earlier.acknowledged || self.unsent < earlier.unsent
+    }
+
+    /// `tcpi_bytes_acked` of the channel's socket; 0 where the channel has no socket.
+    private static func acknowledgedBytes(of channel: any Channel) -> UInt64 {
+        #if os(Linux)
+        assert(MemoryLayout<TCPInfoThroughBytesAcked>.offset(of: \.bytesAcked) == 120, "linux/tcp.h's layout")
+        guard let socket = channel as? any SocketOptionProvider else { return 0 }
+        var acknowledged: UInt64 = 0
+        // On the channel's loop the option is read at once, so the future is already complete.
+        let info: EventLoopFuture<TCPInfoThroughBytesAcked> = socket.unsafeGetSocketOption(level: .tcp, name: .tcp_info)
+        info.assumeIsolated().whenSuccess { acknowledged = $0.bytesAcked }
+        return acknowledged
+        #else
+        return 0
+        #endif
+    }
+}
+
+#if os(Linux)
+/// Linux's `struct tcp_info` up to `tcpi_bytes_acked` (Linux 4.1); Glibc's `tcp_info` ends
+/// before it. The kernel fills as much as the length asks for, and only appends fields.
+struct TCPInfoThroughBytesAcked: Sendable {
+    var glibcFields = tcp_info()
+    var pacingRate: UInt64 = 0
+    var maxPacingRate: UInt64 = 0
+    var bytesAcked: UInt64 = 0
+}
+#endif
