@@ -318,7 +318,7 @@ struct WriteTests {
         }
     }
 
-    @Test("a peer that takes none of the bytes queued at close() is cut off once closeLinger passes: the descriptor goes")
+    @Test("a peer that stops taking the bytes queued at close() is cut off once closeLinger passes: the descriptor goes")
     func stalledReaderCutOff() async throws {
         var options = ConnectionOptions()
         options.closeLinger = .milliseconds(200)

@@ -16,9 +16,10 @@ public struct ConnectionOptions: Sendable {
     /// fewer than `low` are (SwiftNIO's write-buffer water marks). A `low` under 1 counts as 1
     /// (wait until everything is sent), as SwiftNIO requires.
     public var writeWatermarks: ClosedRange<Int> = (32 * 1024)...(64 * 1024)
-    /// How long `close()` waits for a peer that takes none of the unsent bytes (or, once they
-    /// are sent, for a peer still sending to end its side) before it closes anyway. A peer that
-    /// keeps reading, however slowly, gets every byte. With nothing to drain, the wait is at most 1 s.
+    /// How long `close()` waits for a peer that takes (almost) none of the unsent bytes (or,
+    /// once they are sent, for a peer still sending to end its side) before it closes anyway.
+    /// A peer that takes at least 64 KiB in each such period, however long it takes in all,
+    /// gets every byte. With nothing to drain, the wait is at most 1 s.
     public var closeLinger: Duration = .seconds(5)
 
     /// The defaults: 64 KiB lines, a 1 MiB receive limit, a 4 MiB send queue.

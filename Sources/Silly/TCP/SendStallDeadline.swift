@@ -5,16 +5,23 @@ import Glibc
 #endif
 
 /// The deadline of a close that lets written bytes drain first: it gives up (runs `expire`)
-/// once the sending has made no progress for a whole `patience`.
+/// once a whole `patience` has passed in which the peer took less than
+/// ``minimumProgress`` of them.
 ///
-/// A peer that stopped reading is cut off after `patience`, while one that keeps reading,
-/// however slowly, gets every byte: an absolute deadline would cut a 4 MiB reply to a slow
-/// link, or to a busy peer, after 5 s. Progress is the peer acknowledging bytes (TCP_INFO), or
-/// the channel's queue shrinking: the kernel's send buffer alone can hold 4 MiB, which a slow
-/// reader may take longer than `patience` to drain before the channel's queue moves. Once
-/// everything is sent, the peer gets `afterSent` more (to end its side) before `expire` runs.
-/// Checks stop when the channel closes.
+/// A peer that stopped reading is cut off after `patience`, while one that keeps reading at a
+/// modest pace gets every byte: an absolute deadline would cut a 4 MiB reply to a slow link,
+/// or to a busy peer, after 5 s. The pace bounds how long a closed connection can hold its
+/// descriptor (a few minutes for a full send queue, at the default 5 s). Progress is counted
+/// in bytes the peer acknowledged (TCP_INFO): the kernel's send buffer alone can hold 4 MiB,
+/// which a slow reader may take longer than `patience` to drain before the channel's queue
+/// moves. Once the channel's queue is empty, the kernel sends the rest after the close, and
+/// the peer gets `afterSent` more (to end its side) before `expire` runs. Checks stop when the
+/// channel closes.
 final class SendStallDeadline {
+    /// What the peer must take in each `patience` to keep the close waiting: 64 KiB per 5 s is
+    /// about 100 kbit/s.
+    static let minimumProgress: UInt64 = 64 * 1024
+
     private let channel: any Channel
     private let patience: TimeAmount
     private let afterSent: TimeAmount
@@ -79,8 +86,11 @@ private struct Progress {
         self.unsent = SendStallDeadline.unsentBytes(of: channel)
     }
 
+    /// Whether the peer took enough since `earlier` for the close to wait on.
     func isAhead(of earlier: Progress) -> Bool {
-        self.acknowledged > earlier.acknowledged || self.unsent < earlier.unsent
+        if self.unsent == 0 && earlier.unsent > 0 { return true }  // the channel's queue emptied
+        guard self.acknowledged > 0 else { return self.unsent < earlier.unsent }  // no TCP_INFO
+        return self.acknowledged >= earlier.acknowledged + SendStallDeadline.minimumProgress
     }
 
     /// `tcpi_bytes_acked` of the channel's socket; 0 where the channel has no socket.
