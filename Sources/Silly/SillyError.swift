@@ -27,7 +27,8 @@ public enum SillyError: Error, Sendable, Hashable, CustomStringConvertible {
     case lineTooLong(limit: Int)
     /// A write would take the unsent bytes past the connection's send-queue limit.
     case sendQueueFull(limit: Int)
-    /// The task waiting on the connection (or in `TCP.connect`) was cancelled.
+    /// A read or `waitUntilWritable` that would have to wait, or a `TCP.connect`, in a cancelled
+    /// task. (A read already waiting is not ended by cancellation: see `TCPConnection.close()`.)
     case cancelled
     /// A second read was started while one was still waiting; a connection has one reader at a time.
     case readInProgress

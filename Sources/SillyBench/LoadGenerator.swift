@@ -50,7 +50,7 @@ public struct LoadGenerator: Sendable {
     public func run() async -> LoadResult {
         var result = LoadResult(configuration: self.configuration)
         let start = ContinuousClock.now
-        let deadline = self.configuration.duration.map { NIODeadline.now() + TimeAmount($0) }
+        let deadline = self.configuration.duration.map { NIODeadline.now() + TimeAmount(saturating: $0) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, self.configuration.threads))
         defer { group.shutdownGracefully { _ in } }
         let loops = Array(group.makeIterator())
@@ -136,7 +136,7 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
          stopping: LoadGenerator.Stopping, progress: LoadGenerator.Progress, latency: LatencyRecorder, result: ClientResult) {
         self.connection = connection
         self.line = line
-        self.readTimeout = TimeAmount(configuration.readTimeout)
+        self.readTimeout = TimeAmount(saturating: configuration.readTimeout)
         self.deadline = deadline
         self.stopping = stopping
         self.progress = progress

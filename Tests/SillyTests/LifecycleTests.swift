@@ -210,6 +210,95 @@ struct LifecycleTests {
         }
     }
 
+    @Test("a cancelled task still gets what is buffered, on the connection's loop or off it; only a read that must wait fails",
+          arguments: [true, false])
+    func cancelledReadGetsBuffered(onLoop: Bool) async throws {
+        let results = Mailbox<String>()
+        try await withServer(accept: { conn in
+            try await conn.write("ready\n")
+            _ = try? await conn.read(count: 1, timeout: patience)
+        }) { address in
+            let client = try await TCP.connect(address)
+            #expect(await eventually { await client.unreadBytes == 6 })
+            let read = { @Sendable in
+                withUnsafeCurrentTask { $0?.cancel() }
+                for _ in 0..<2 {
+                    do throws(SillyError) {
+                        results.send(String(buffer: try await client.read(until: "\n")))
+                    } catch {
+                        results.send("\(error)")
+                    }
+                }
+            }
+            // This test's task is not on the connection's loop; a forked one is.
+            if onLoop {
+                await Tasks.fork(on: client.eventLoop) { await read() }.value
+            } else {
+                await Task { await read() }.value
+            }
+            #expect(await results.next() == "ready\n")
+            #expect(await results.next() == "\(SillyError.cancelled)")
+            await client.close()
+        }
+    }
+
+    @Test("waitUntilWritable in a cancelled task fails with cancelled instead of waiting for a peer that does not read", .timeLimit(.minutes(1)))
+    func cancelledWaitUntilWritable() async throws {
+        var serverOptions = ConnectionOptions()
+        serverOptions.receiveLimit = 1  // the server stops reading: the client's queue stays full
+        let release = Mailbox<Bool>()
+        try await withServer(options: serverOptions, accept: { _ in _ = await release.next() }) { address in
+            var options = ConnectionOptions()
+            options.sendQueueLimit = 256 * 1024 * 1024
+            let client = try await TCP.connect(address, options: options)
+            while await client.unsentBytes < 128 * 1024 {
+                try await client.write(ByteBuffer(repeating: 0x61, count: 64 * 1024))
+            }
+            let waiter = Task { () -> SillyError? in
+                withUnsafeCurrentTask { $0?.cancel() }
+                do throws(SillyError) {
+                    try await client.waitUntilWritable()
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+            #expect(await waiter.value == .cancelled)
+            #expect(await client.isAlive)
+            release.send(true)
+            await client.close()
+        }
+    }
+
+    @Test("a read timeout or a timer hundreds of years negative is due at once, not never (SwiftNIO's conversion saturates to +max)", .timeLimit(.minutes(1)))
+    func hugeNegativeDurations() async throws {
+        try await withServer(accept: { conn in _ = try? await conn.read(count: 1, timeout: patience) }) { address in
+            let client = try await TCP.connect(address)
+            await #expect(throws: SillyError.timedOut) { try await client.read(count: 1, timeout: .seconds(-10_000_000_000)) }
+            await client.close()
+        }
+        let fired = Mailbox<Bool>()
+        Time.after(.seconds(-10_000_000_000)) { fired.send(true) }
+        #expect(await fired.next() == true)
+    }
+
+    @Test("an IPv4 client of a dual-stack listener on [::] reads as 127.0.0.1, not ::ffff:127.0.0.1")
+    func ipv4MappedAddress() async throws {
+        let seen = Mailbox<String>()
+        let listener: TCPListener
+        do {
+            listener = try await TCP.listen("[::]:0") { conn in seen.send("\(conn.remoteAddress!)") }
+        } catch {
+            print("skipped: no IPv6 here (\(error))")
+            return
+        }
+        let client = try await TCP.connect("127.0.0.1:\(listener.port)")
+        #expect(await seen.next() == client.localAddress?.description)
+        #expect(client.localAddress?.ip == "127.0.0.1")
+        await client.close()
+        await listener.close()
+    }
+
     @Test("closing the listener stops new connections; running handlers keep theirs")
     func listenerClose() async throws {
         let listener = try await TCP.listen("127.0.0.1:0", accept: echoLines)

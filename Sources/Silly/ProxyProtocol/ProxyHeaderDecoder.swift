@@ -81,7 +81,7 @@ final class ProxyHeaderDecoder: ChannelInboundHandler, RemovableChannelHandler {
     private func startTimer(context: ChannelHandlerContext) {
         guard self.timer == nil, !self.decided else { return }
         let queue = EventLoopExecutor.for(context.eventLoop).timers
-        let timer = queue.schedule(in: TimeAmount(self.options.headerTimeout)) {
+        let timer = queue.schedule(in: TimeAmount(saturating: self.options.headerTimeout)) {
             if !self.decided { self.reject(.timedOut, context: context) }
         }
         self.timer = (queue, timer)

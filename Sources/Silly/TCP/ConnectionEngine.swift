@@ -56,7 +56,7 @@ final class ConnectionLimits: Sendable {
         let afterChannel = limit - min(high, limit)
         self.largestUncheckedWrite = afterChannel - min(high, afterChannel)
         self.tls = tls
-        self.closeLinger = TimeAmount(options.closeLinger)
+        self.closeLinger = TimeAmount(saturating: options.closeLinger)
     }
 }
 
@@ -252,11 +252,13 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// ``read(_:)`` then, if needed, ``wait(for:timeout:waiter:)``: the entry for a caller that
-    /// had to hop onto the loop first.
-    func readOrWait(_ request: ReadRequest, timeout: TimeAmount?, waiter: ReadWaiter) {
+    /// ``read(_:)`` then, if needed, ``wait(for:timeout:waiter:)`` (or, for a `cancelled` task,
+    /// ``SillyError/cancelled``): the entry for a caller that had to hop onto the loop first.
+    func readOrWait(_ request: ReadRequest, timeout: TimeAmount?, waiter: ReadWaiter, cancelled: Bool) {
         if let result = self.read(request) {
             waiter.resume(with: result)
+        } else if cancelled {
+            waiter.resume(with: .failure(.cancelled))
         } else {
             self.wait(for: request, timeout: timeout, waiter: waiter)
         }
@@ -335,8 +337,9 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Resumes `waiter` once unsent bytes are below the low water mark (at once if they are),
-    /// or with ``SillyError/timedOut`` if they are not within `timeout`.
-    func waitUntilWritable(_ waiter: UnsafeContinuation<Result<Void, SillyError>, Never>, timeout: TimeAmount?) {
+    /// or with ``SillyError/timedOut`` if they are not within `timeout`, or at once with
+    /// ``SillyError/cancelled`` if it would have to wait for a `cancelled` task.
+    func waitUntilWritable(_ waiter: UnsafeContinuation<Result<Void, SillyError>, Never>, timeout: TimeAmount?, cancelled: Bool) {
         // Flushing may drain the queue and fire `channelWritabilityChanged` right here, so the
         // flush comes before the check, or that wakeup would be lost.
         self.flush()
@@ -344,6 +347,8 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
             waiter.resume(returning: .failure(error))
         } else if self.isWritable {
             waiter.resume(returning: .success(()))
+        } else if cancelled {
+            waiter.resume(returning: .failure(.cancelled))
         } else {
             let wait = WritabilityWait(waiter)
             if let timeout {

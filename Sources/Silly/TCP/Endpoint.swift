@@ -14,10 +14,17 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         self.port = port
     }
 
-    /// The endpoint of a SwiftNIO IP socket address; `nil` for a Unix-domain address.
+    /// The endpoint of a SwiftNIO IP socket address; `nil` for a Unix-domain address. An
+    /// IPv4 client of a dual-stack listener (`[::]`) reads as itself, `127.0.0.1`, not as the
+    /// IPv4-mapped `::ffff:127.0.0.1`.
     public init?(_ address: SocketAddress?) {
         guard let address, let ip = address.ipAddress, let port = address.port else { return nil }
-        self.init(ip: ip, port: port)
+        let mappedPrefix = "::ffff:"
+        if ip.hasPrefix(mappedPrefix) && ip.contains(".") {
+            self.init(ip: String(ip.dropFirst(mappedPrefix.count)), port: port)
+        } else {
+            self.init(ip: ip, port: port)
+        }
     }
 
     public var description: String {

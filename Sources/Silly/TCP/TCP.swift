@@ -227,7 +227,7 @@ public enum TCP {
         }
         let host = target.host ?? "127.0.0.1"
         var bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(TimeAmount(timeout))
+            .connectTimeout(TimeAmount(saturating: timeout))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelOption(.writeBufferWaterMark, value: options.waterMark)

@@ -120,9 +120,11 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
         if onLoop, let result = self.readNow(request) {
             return try result.get()
         }
-        if Task.isCancelled { throw .cancelled }
+        // Off the loop the buffer is tried there: a cancelled read still gets what is buffered.
+        let cancelled = Task.isCancelled
+        if onLoop && cancelled { throw .cancelled }
         let result = await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<ByteBuffer, SillyError>, Never>) in
-            self.wait(for: request, timeout: timeout, onLoop: onLoop, continuation: continuation)
+            self.wait(for: request, timeout: timeout, onLoop: onLoop, cancelled: cancelled, continuation: continuation)
         }
         return try result.get()
     }
@@ -133,18 +135,21 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
         self.loopEngine.read(request)
     }
 
-    /// Parks a read the buffer could not satisfy with the engine, hopping to the loop if needed.
+    /// Parks a read the buffer could not satisfy with the engine, hopping to the loop if needed
+    /// (and there, if the task was `cancelled`, fails it unless the buffer satisfies it).
     @usableFromInline
     func wait(
-        for request: ReadRequest, timeout: Duration?, onLoop: Bool,
+        for request: ReadRequest, timeout: Duration?, onLoop: Bool, cancelled: Bool,
         continuation: UnsafeContinuation<Result<ByteBuffer, SillyError>, Never>
     ) {
-        let timeout = timeout.map(TimeAmount.init)
+        let timeout = timeout.map(TimeAmount.init(saturating:))
         if onLoop {
             // `perform` tried the buffer on this turn of the loop, and nothing ran since.
             self.loopEngine.wait(for: request, timeout: timeout, waiter: .task(continuation))
         } else {
-            self.eventLoop.execute { self.engine.readOrWait(request, timeout: timeout, waiter: .task(continuation)) }
+            self.eventLoop.execute {
+                self.engine.readOrWait(request, timeout: timeout, waiter: .task(continuation), cancelled: cancelled)
+            }
         }
     }
 
@@ -208,16 +213,18 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
     @usableFromInline
     var writableNow: Result<Void, SillyError>? { self.loopEngine.writableNow }
 
-    /// Suspends until the engine says the send queue drained (or the connection ended).
+    /// Suspends until the engine says the send queue drained (or the connection ended). As
+    /// with reads, cancellation is noticed when the wait would begin, not during it.
     @usableFromInline
     func waitForWritability(timeout: Duration?) async throws(SillyError) {
         let loop = self.eventLoop
-        let timeAmount = timeout.map { TimeAmount($0) }
+        let timeAmount = timeout.map(TimeAmount.init(saturating:))
+        let cancelled = Task.isCancelled
         let result = await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<Void, SillyError>, Never>) in
             if loop.inEventLoop {
-                self.engine.waitUntilWritable(continuation, timeout: timeAmount)
+                self.engine.waitUntilWritable(continuation, timeout: timeAmount, cancelled: cancelled)
             } else {
-                loop.execute { self.engine.waitUntilWritable(continuation, timeout: timeAmount) }
+                loop.execute { self.engine.waitUntilWritable(continuation, timeout: timeAmount, cancelled: cancelled) }
             }
         }
         try result.get()

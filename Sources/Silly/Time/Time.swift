@@ -17,7 +17,7 @@ public enum Time {
         }
 
         fileprivate func schedule(after delay: Duration, _ body: @escaping @Sendable () async -> Void) {
-            let deadline = self.executor.eventLoop.now + TimeAmount(delay)  // the loop's clock: a test loop's is its own
+            let deadline = self.executor.eventLoop.now + TimeAmount(saturating: delay)  // the loop's clock: a test loop's is its own
             self.onLoop { [self] in
                 guard self.phase.load(ordering: .acquiring) == Phase.pending.rawValue else { return }  // cancelled already
                 let entry = self.executor.timers.schedule(at: deadline) { [self] in
