@@ -38,22 +38,22 @@ enum CompleteCode {
                     print("Connect failed:", error)
                     return
                 }
-                print("Client", i, "connected:", conn.localAddress!)
+                print("Client", i, "connected:", conn.remoteAddress!)
                 for _ in 1...5 {
                     let msg = CryptoUtils.randomKey(5) + "\n"
-                    print("Send [", conn.localAddress!, "] ->", msg, terminator: "")
+                    print("Send [", conn.remoteAddress!, "] ->", msg, terminator: "")
                     do {
                         try await conn.write(msg)
                         let recv = try await conn.readString(until: "\n")
-                        print("Receive [", conn.localAddress!, "] ->", recv, terminator: "")
+                        print("Receive [", conn.remoteAddress!, "] ->", recv, terminator: "")
                         precondition(recv == msg, "Echo data mismatch!")
                     } catch {
-                        print("Send or receive failed [", conn.localAddress!, "] ->", error)
+                        print("Send or receive failed [", conn.remoteAddress!, "] ->", error)
                         break
                     }
                     try? await Task.sleep(for: .seconds(1))
                 }
-                print("Client close connection", conn.localAddress!)
+                print("Client close connection", conn.remoteAddress!)
                 await conn.close()
             })
         }

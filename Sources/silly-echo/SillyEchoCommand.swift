@@ -42,7 +42,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical.")
     var logLevel: Logger.Level = .info
 
-    @Option(parsing: .unconditional, help: "Close a connection idle this long (e.g. 300s, 5m, 500ms); 0 disables.")
+    @Option(parsing: .unconditional, help: "Close a connection with no complete line (raw mode: no byte) for this long, or whose echoes do not drain for this long (e.g. 300s, 5m, 500ms); 0 disables.")
     var idleTimeout: DurationArgument = DurationArgument(.seconds(300))
 
     @Option(parsing: .unconditional, help: "Longest line in bytes (line and command modes: raw mode has no lines); a longer one is logged and its connection closed.")
@@ -303,7 +303,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
 struct ServerAddress: ParsableArguments {
     static let standard = "127.0.0.1:9999"
 
-    @Option(help: "Address to listen on (the client: to connect to): IP:port, :port (all IPv4 interfaces; [::]:port for IPv6 too), [IPv6]:port or host:port. (default: \(ServerAddress.standard))")
+    @Option(help: "The server's address, where silly-echo listens and `silly-echo client` connects: IP:port, :port (all IPv4 interfaces; [::]:port for IPv6 too), [IPv6]:port or host:port. (default: \(ServerAddress.standard))")
     var addr: String?
 
     var address: String { self.addr ?? Self.standard }

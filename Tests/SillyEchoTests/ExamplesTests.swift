@@ -17,6 +17,11 @@ struct ExamplesTests {
         #expect(lines.filter { $0.hasPrefix("Receive [") }.count == 15)
         #expect(lines.filter { $0.hasPrefix("Accept connection") }.count == 3)
         #expect(lines.filter { $0.hasPrefix("Client close connection") }.count == 3)
+        // As the tutorial's `conn.remoteaddr`: each client names the server it connected to.
+        let connected = lines.filter { $0.hasPrefix("Client ") && $0.contains(" connected: ") }
+        #expect(connected.count == 3)
+        let servers = Set(connected.map { $0.split(separator: " ").last! })
+        #expect(servers.count == 1, "\(connected)")
     }
 
     @Test("a server example's lines reach a pipe as it prints them, not when it exits")
