@@ -102,6 +102,44 @@ struct AddressTests {
         await #expect(throws: SillyError.connectionRefused(target)) { try await TCP.connect(target) }
     }
 
+    @Test("a server that accepts and resets at once: each connect fails as a reset, or its read does; no other error")
+    func resetOnAccept() async throws {
+        let listening = RawSocket()
+        let port = try #require(listening.bindLoopback())
+        #expect(listen(listening.descriptor, 64) == 0)
+        let rounds = 40
+        // Accepts on a thread of its own, and closes each connection with SO_LINGER 0: a reset.
+        let resetter = Task {
+            await offThePool {
+                for _ in 0..<rounds {
+                    let accepted = accept(listening.descriptor, nil, nil)
+                    guard accepted >= 0 else { return }
+                    var option = linger(l_onoff: 1, l_linger: 0)
+                    setsockopt(accepted, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+                    close(accepted)
+                }
+            }
+        }
+        var outcomes: [String: Int] = [:]
+        for _ in 0..<rounds {
+            do throws(SillyError) {
+                let conn = try await TCP.connect("127.0.0.1:\(port)")
+                do throws(SillyError) {
+                    _ = try await conn.read(count: 1, timeout: patience)
+                    outcomes["read data", default: 0] += 1
+                } catch {
+                    outcomes["read: \(error)", default: 0] += 1
+                }
+                await conn.close()
+            } catch {
+                outcomes["connect: \(error)", default: 0] += 1
+            }
+        }
+        await resetter.value
+        let reset = "\(SillyError.connectionReset)"
+        #expect(outcomes.keys.allSatisfy { $0 == "read: \(reset)" || $0 == "connect: \(reset)" }, "\(outcomes)")
+    }
+
     /// A listening socket that never accepts, its backlog filled with connections until the
     /// kernel drops further SYNs: the error of the connect that found it full (`nil` if none did).
     private func unansweredListener() async throws -> (socket: RawSocket, port: Int, fillers: [TCPConnection], error: SillyError?) {

@@ -226,6 +226,9 @@ public enum TCP {
             return eventLoop.makeFailedFuture(error)
         }
         let host = target.host ?? "127.0.0.1"
+        // Kept from the initializer: a peer that resets the connection the moment it is made
+        // closes the channel, and empties its pipeline, before the connect's future runs on.
+        let attached = NIOLoopBoundBox.makeEmptyBox(valueType: ConnectionEngine.self, eventLoop: eventLoop)
         var bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(TimeAmount(saturating: timeout))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -236,7 +239,7 @@ public enum TCP {
                 channel.eventLoop.makeCompletedFuture {
                     if let attempt, !attempt.register(channel) { throw SillyError.cancelled }
                     let limits = ConnectionLimits(options, tls: tls != nil)
-                    try Self.attachEngine(to: channel, limits: limits)
+                    attached.value = try Self.attachEngine(to: channel, limits: limits)
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(tls.clientHandler(host: host), position: .first)
                         try channel.pipeline.syncOperations.addHandler(CloseAfterPendingWrites(patience: limits.closeLinger), position: .first)
@@ -257,9 +260,10 @@ public enum TCP {
         } else {
             connected = bootstrap.connect(host: host, port: target.port)
         }
-        return connected.flatMapThrowing { channel in
-            // The channel is active on `eventLoop`: its pipeline can be read synchronously.
-            let engine = try channel.pipeline.syncOperations.handler(type: ConnectionEngine.self)
+        return connected.map { _ in
+            // Connected (so the initializer ran): if the peer has reset it already, the
+            // connection's reads say so.
+            let engine = attached.value!
             engine.connected()
             return TCPConnection(engine: engine)
         }.flatMapErrorThrowing { error in
