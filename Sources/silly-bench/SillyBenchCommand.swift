@@ -11,7 +11,9 @@ struct SillyBenchCommand: AsyncParsableCommand {
         abstract: "Load-test a line-echo server: the Silly tutorial's stress test, measured properly.",
         discussion: """
             Opens --clients connections, each keeping --pipeline lines of --size bytes in flight, \
-            checks every echoed byte, and reports messages per second, MB/s and latency \
+            checks every echoed byte (each line carries its client's and its sequence number, so a \
+            duplicated, stale or unrequested echo is a mismatch, and so are bytes left after a \
+            client's last echo), and reports messages per second, MB/s and latency \
             percentiles (HdrHistogram) once every client is done, timed on a monotonic clock. \
             Exits 1 if any connect, echo or byte failed. Ctrl-C (SIGINT) stops early: no more \
             lines are sent, the echoes in flight are awaited and checked, the figures so far are \
@@ -31,7 +33,7 @@ struct SillyBenchCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Run for this long instead (e.g. 10s, 500ms); each client keeps sending until then.")
     var duration: DurationArgument?
 
-    @Option(parsing: .unconditional, help: "Bytes per message, the newline included (13 is the tutorial's \"test message\\n\").")
+    @Option(parsing: .unconditional, help: "Bytes per message, the newline included (13, the size of the tutorial's \"test message\\n\"). Each line carries its client's number and sequence number.")
     var size = 13
 
     @Option(parsing: .unconditional, help: "Messages each connection keeps in flight.")

@@ -61,6 +61,64 @@ struct BenchTests {
         await listener.close()
     }
 
+    @Test("every message is its own line: a duplicated echo, a line after the last echo, unrequested lines are mismatches")
+    func duplicatesAndExtras() async throws {
+        // Each line echoed twice: the second copy arrives where the next message's echo is due.
+        let twice = try await TCP.listen("127.0.0.1:0") { conn in
+            while true {
+                let line = try await conn.read(until: "\n")
+                try await conn.write(line)
+                try await conn.write(line)
+            }
+        }
+        for size in ["2", "13", "100"] {
+            let (status, figures) = try await Self.run(
+                ["--addr", "127.0.0.1:\(twice.port)", "--clients", "2", "--messages", "5", "--size", size])
+            #expect(status == 1, "--size \(size): \(figures)")
+            #expect((figures["errors"] as? [String: Any])?["mismatch"] as? Int == 2, "--size \(size): \(figures)")
+            #expect(figures["messages"] as? Int == 2, "--size \(size): \(figures)")
+        }
+        await twice.close()
+
+        // An honest echo, then one line more with the last echo: already buffered when the client ends.
+        let extra = try await TCP.listen("127.0.0.1:0") { conn in
+            for count in 1... {
+                var line = try await conn.read(until: "\n")
+                if count == 3 { line.writeString("extra\n") }
+                try await conn.write(line)
+            }
+        }
+        let (status, figures) = try await Self.run(["--addr", "127.0.0.1:\(extra.port)", "--clients", "1", "--messages", "3"])
+        #expect(status == 1)
+        #expect(figures["messages"] as? Int == 3)
+        #expect((figures["errors"] as? [String: Any])?["mismatch"] as? Int == 1, "\(figures)")
+        #expect(figures["failures"] as? [String: Int] == [#"mismatch: 6 bytes after the last echo: "extra\n""#: 1], "\(figures)")
+        await extra.close()
+
+        // A server that never echoes but sends the tutorial's line over and over.
+        let chatty = try await TCP.listen("127.0.0.1:0") { conn in
+            for _ in 0..<100 { try await conn.write("test message\n") }
+            while true { _ = try await conn.read(until: "\n") }
+        }
+        let chattyRun = try await Self.run(["--addr", "127.0.0.1:\(chatty.port)", "--clients", "3", "--messages", "10"])
+        #expect(chattyRun.status == 1)
+        #expect((chattyRun.figures["errors"] as? [String: Any])?["mismatch"] as? Int == 3, "\(chattyRun.figures)")
+        #expect(chattyRun.figures["messages"] as? Int == 0)
+        await chatty.close()
+    }
+
+    @Test("the smallest --size works against an honest server")
+    func smallestSize() async throws {
+        let listener = try await TCP.listen("127.0.0.1:0") { conn in
+            while true { try await conn.write(try await conn.read(until: "\n")) }
+        }
+        let (status, figures) = try await Self.run(
+            ["--addr", "127.0.0.1:\(listener.port)", "--clients", "3", "--messages", "30", "--pipeline", "4", "--size", "2"])
+        #expect(status == 0, "\(figures)")
+        #expect(figures["messages"] as? Int == 90)
+        await listener.close()
+    }
+
     @Test("a server that closes mid-run is reported as an error, not a hang")
     func serverCloses() async throws {
         let listener = try await TCP.listen("127.0.0.1:0") { conn in
