@@ -218,6 +218,16 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
                 return self.send(at: now)
             }
             return true
+        case .failure(.endOfStream) where self.connection.unreadBytesOnLoop > 0:
+            // Part of an echo, then the end: what did come is quoted (a server's refusal, say,
+            // shorter than the line sent).
+            self.result.errors.mismatch += 1
+            var shown = ByteBuffer()
+            if case .success(let rest)? = self.connection.tryRead(count: self.connection.unreadBytesOnLoop, notifying: self) {
+                shown = rest
+            }
+            self.result.failure = "mismatch: an echo came back as \(Self.quoted(shown)) and then the stream ended"
+            return false
         case .failure(let error):
             switch error {
             case .timedOut: self.result.errors.timeout += 1

@@ -119,6 +119,22 @@ struct BenchTests {
         await listener.close()
     }
 
+    @Test("a refusal shorter than --size is quoted as a mismatch, not hidden behind the end of the stream")
+    func shortRefusal() async throws {
+        let full = try await TCP.listen("127.0.0.1:0") { conn in
+            try await conn.write("Server is full, try again later\n")
+        }
+        let (status, figures) = try await Self.run(
+            ["--addr", "127.0.0.1:\(full.port)", "--clients", "2", "--messages", "3", "--size", "100"])
+        #expect(status == 1)
+        #expect((figures["errors"] as? [String: Any])?["mismatch"] as? Int == 2, "\(figures)")
+        #expect(
+            figures["failures"] as? [String: Int]
+                == [#"mismatch: an echo came back as "Server is full, try again later\n" and then the stream ended"#: 2],
+            "\(figures)")
+        await full.close()
+    }
+
     @Test("a server that closes mid-run is reported as an error, not a hang")
     func serverCloses() async throws {
         let listener = try await TCP.listen("127.0.0.1:0") { conn in
