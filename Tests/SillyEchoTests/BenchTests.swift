@@ -135,6 +135,22 @@ struct BenchTests {
         await full.close()
     }
 
+    @Test("numbers too large to run are usage errors (exit 64), not a crash")
+    func upperBounds() async throws {
+        try await expectUsageError(["--size", "1000000000000000"], "--size must be at most 67108864 (64 MiB)", executable: Self.bench)
+        try await expectUsageError(["--pipeline", "1000000000000000"], "--pipeline must be at most 65536", executable: Self.bench)
+        try await expectUsageError(["--threads", "5000"], "--threads must be at most 256", executable: Self.bench)
+        try await expectUsageError(["--clients", "1000000000000"], "--clients must be at most 1000000", executable: Self.bench)
+    }
+
+    @Test("a malformed --addr is a usage error naming the address (exit 64)")
+    func badAddress() async throws {
+        try await expectUsageError(["--addr", "127.0.0.1"], "--addr: invalid address '127.0.0.1': missing ':port'", executable: Self.bench)
+        try await expectUsageError(
+            ["--addr", "127.0.0.1:99999"], "--addr: invalid address '127.0.0.1:99999': port 99999 is out of range", executable: Self.bench)
+        try await expectUsageError(["--addr", "127.0.0.1:0"], "--addr: invalid address '127.0.0.1:0': port 0", executable: Self.bench)
+    }
+
     @Test("a server that closes mid-run is reported as an error, not a hang")
     func serverCloses() async throws {
         let listener = try await TCP.listen("127.0.0.1:0") { conn in
