@@ -30,7 +30,7 @@ struct SillyBenchCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Messages per client (ignored with --duration).")
     var messages = 100
 
-    @Option(parsing: .unconditional, help: "Run for this long instead (e.g. 10s, 500ms); each client keeps sending until then.")
+    @Option(parsing: .unconditional, help: "Run for this long instead (e.g. 10s, 500ms); each client keeps sending until then, then waits for the echoes in flight, so a run can take up to this plus --timeout.")
     var duration: DurationArgument?
 
     @Option(parsing: .unconditional, help: "Bytes per message, the newline included (13, the size of the tutorial's \"test message\\n\"). Each line carries its client's number and sequence number. At most 64 MiB (\(Self.maxSize)).")
@@ -75,7 +75,11 @@ struct SillyBenchCommand: AsyncParsableCommand {
         }
         guard self.clients > 0 else { throw ValidationError("--clients must be positive") }
         guard self.clients <= Self.maxClients else { throw ValidationError("--clients must be at most \(Self.maxClients)") }
-        guard self.messages > 0 else { throw ValidationError("--messages must be positive") }
+        if let duration = self.duration {
+            guard duration.duration > .zero else { throw ValidationError("--duration must be more than 0") }
+        } else {
+            guard self.messages > 0 else { throw ValidationError("--messages must be positive") }
+        }
         guard self.size >= 2 else { throw ValidationError("--size must be at least 2 (a byte and the newline)") }
         guard self.size <= Self.maxSize else { throw ValidationError("--size must be at most \(Self.maxSize) (64 MiB)") }
         guard self.pipeline > 0 else { throw ValidationError("--pipeline must be positive") }

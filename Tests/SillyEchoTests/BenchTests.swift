@@ -151,6 +151,19 @@ struct BenchTests {
         try await expectUsageError(["--addr", "127.0.0.1:0"], "--addr: invalid address '127.0.0.1:0': port 0", executable: Self.bench)
     }
 
+    @Test("--duration must be more than 0; with it, --messages is not checked (it is ignored)")
+    func durationArguments() async throws {
+        try await expectUsageError(["--duration", "0s"], "--duration must be more than 0", executable: Self.bench)
+        let listener = try await TCP.listen("127.0.0.1:0") { conn in
+            while true { try await conn.write(try await conn.read(until: "\n")) }
+        }
+        let (status, figures) = try await Self.run(
+            ["--addr", "127.0.0.1:\(listener.port)", "--clients", "2", "--duration", "200ms", "--messages", "0"])
+        #expect(status == 0, "\(figures)")
+        #expect((figures["messages"] as? Int ?? 0) > 0)
+        await listener.close()
+    }
+
     @Test("a server that closes mid-run is reported as an error, not a hang")
     func serverCloses() async throws {
         let listener = try await TCP.listen("127.0.0.1:0") { conn in
