@@ -9,6 +9,7 @@ struct SillyBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "silly-bench",
         abstract: "Load-test a line-echo server: the Silly tutorial's stress test, measured properly.",
+        usage: "silly-bench [<options>]",
         discussion: """
             Opens --clients connections, each keeping --pipeline lines of --size bytes in flight, \
             checks every echoed byte (each line carries its client's and its sequence number, so a \

@@ -273,6 +273,19 @@ struct BenchTests {
         await listener.close()
     }
 
+    @Test("one client, one message: the summary says so in the singular; the usage line is silly-bench [<options>]")
+    func singular() async throws {
+        let listener = try await TCP.listen("127.0.0.1:0") { conn in
+            while true { try await conn.write(try await conn.read(until: "\n")) }
+        }
+        let process = try ServerProcess(["--addr", "127.0.0.1:\(listener.port)", "--clients", "1", "--messages", "1", "--timeout", "60s"],
+                                        addPort: false, executable: Self.bench)
+        #expect(await process.exitStatus() == 0)
+        #expect(process.log.contains("silly-bench: 1 client, 1 message each, 13 bytes per message"), "\(process.log)")
+        await listener.close()
+        try await expectUsageError(["--clients", "0"], "Usage: silly-bench [<options>]", executable: Self.bench)
+    }
+
     @Test("over several event loops, every verified echo is one latency sample (one histogram per loop, merged)")
     func latencyOverLoops() async throws {
         let listener = try await TCP.listen("127.0.0.1:0") { conn in
