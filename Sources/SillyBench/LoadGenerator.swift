@@ -113,11 +113,14 @@ public struct LoadGenerator: Sendable {
 /// a task resumed per echo would cost the client as much as the server it measures.
 ///
 /// Sends `pipeline` lines, then one more for each echo that comes back intact; checks every
-/// byte; records each round trip. Loop-confined: every method runs on the connection's loop.
+/// byte against the line of that sequence number (so a duplicated or stale echo is a mismatch),
+/// and that nothing is left over after the last echo; records each round trip. Loop-confined:
+/// every method runs on the connection's loop.
 private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
     // @unchecked: created in a task, then only touched on `connection.eventLoop`.
     let connection: TCPConnection
-    let line: ByteBuffer
+    /// How many digits of the sequence number each line carries (``LoadConfiguration/sequenceDigits``).
+    let digits: Int
     let readTimeout: TimeAmount
     let deadline: NIODeadline?
     let stopping: LoadGenerator.Stopping
@@ -127,6 +130,12 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
     let latency: LatencyRecorder
     // Loop-confined and never accessed overlappingly: no dynamic exclusivity checks per echo.
     @exclusivity(unchecked) var result: ClientResult
+    /// The lines being sent, a few slots reused in turn: each gets the next sequence number
+    /// written in place, without a copy once the channel has let go of its last send (an echo
+    /// came back, so it has). They start as one shared buffer, copied on a slot's first write.
+    @exclusivity(unchecked) var outgoing: [ByteBuffer]
+    /// The line the next echo must equal: its sequence number rewritten in place per echo.
+    @exclusivity(unchecked) var expected: ByteBuffer
     @exclusivity(unchecked) var sentAt: [UInt64]
     @exclusivity(unchecked) var sent = 0
     @exclusivity(unchecked) var reported = 0
@@ -135,7 +144,9 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
     init(connection: TCPConnection, line: ByteBuffer, configuration: LoadConfiguration, deadline: NIODeadline?,
          stopping: LoadGenerator.Stopping, progress: LoadGenerator.Progress, latency: LatencyRecorder, result: ClientResult) {
         self.connection = connection
-        self.line = line
+        self.digits = configuration.sequenceDigits
+        self.outgoing = [ByteBuffer](repeating: line, count: min(max(1, configuration.pipeline), 16))
+        self.expected = ByteBuffer(buffer: line)
         self.readTimeout = TimeAmount(saturating: configuration.readTimeout)
         self.deadline = deadline
         self.stopping = stopping
@@ -157,9 +168,16 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
     /// Reads echoes for as long as they are already buffered; returns when one must be waited for.
     private func pump() {
         while self.result.messages < self.sent {
-            guard let echo = self.connection.tryRead(count: self.line.readableBytes, timeout: self.readTimeout, notifying: self)
+            guard let echo = self.connection.tryRead(count: self.expected.readableBytes, timeout: self.readTimeout, notifying: self)
             else { return }
             guard self.received(echo) else { return self.finish() }
+        }
+        // Every expected echo came: anything more the server sent (a duplicate, a line nobody
+        // asked for) and that is already here is a mismatch too.
+        let extra = self.connection.unreadBytesOnLoop
+        if extra > 0, case .success(let bytes)? = self.connection.tryRead(count: extra, notifying: self) {
+            self.result.errors.mismatch += 1
+            self.result.failure = "mismatch: \(extra) \(extra == 1 ? "byte" : "bytes") after the last echo: \(Self.quoted(bytes))"
         }
         self.finish()
     }
@@ -174,7 +192,10 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
         let now = NIODeadline.now()
         switch echo {
         case .success(let bytes):
-            guard bytes == self.line else {
+            let sequence = self.result.messages
+            let digits = self.digits
+            self.expected.withUnsafeMutableReadableBytes { LoadConfiguration.writeSequence(sequence, into: $0, digits: digits) }
+            guard bytes == self.expected else {
                 self.result.errors.mismatch += 1
                 // With what else came (a server's refusal is longer than the line sent).
                 var shown = bytes
@@ -197,6 +218,16 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
                 return self.send(at: now)
             }
             return true
+        case .failure(.endOfStream) where self.connection.unreadBytesOnLoop > 0:
+            // Part of an echo, then the end: what did come is quoted (a server's refusal, say,
+            // shorter than the line sent).
+            self.result.errors.mismatch += 1
+            var shown = ByteBuffer()
+            if case .success(let rest)? = self.connection.tryRead(count: self.connection.unreadBytesOnLoop, notifying: self) {
+                shown = rest
+            }
+            self.result.failure = "mismatch: an echo came back as \(Self.quoted(shown)) and then the stream ended"
+            return false
         case .failure(let error):
             switch error {
             case .timedOut: self.result.errors.timeout += 1
@@ -219,8 +250,12 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
 
     private func send(at now: NIODeadline) -> Bool {
         self.sentAt[self.sent % self.sentAt.count] = now.uptimeNanoseconds
+        let slot = self.sent % self.outgoing.count
+        let sequence = self.sent
+        let digits = self.digits
+        self.outgoing[slot].withUnsafeMutableReadableBytes { LoadConfiguration.writeSequence(sequence, into: $0, digits: digits) }
         do {
-            try self.connection.writeOnLoop(self.line)
+            try self.connection.writeOnLoop(self.outgoing[slot])
         } catch {
             self.result.errors.other += 1
             self.result.failure = "write: \(error)"

@@ -13,9 +13,9 @@ public enum LoadReport {
     /// The human summary.
     public static func text(_ result: LoadResult) -> String {
         let c = result.configuration
-        let run = c.duration.map { String(format: "for %g s", $0 / .seconds(1)) } ?? "\(c.messages) messages each"
+        let run = c.duration.map { String(format: "for %g s", $0 / .seconds(1)) } ?? "\(c.messages) \(c.messages == 1 ? "message" : "messages") each"
         var lines = [
-            "silly-bench: \(c.clients) clients, \(run), \(c.size) bytes per message, pipeline \(c.pipeline), against \(c.address)",
+            "silly-bench: \(c.clients) \(c.clients == 1 ? "client" : "clients"), \(run), \(c.size) bytes per message, pipeline \(c.pipeline), against \(c.address)",
             String(format: "  messages     %d verified in %.3f s", result.messages, result.seconds),
             String(format: "  throughput   %.0f msg/s, %.2f MB/s", result.messagesPerSecond, result.megabytesPerSecond),
         ]

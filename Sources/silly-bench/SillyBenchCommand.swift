@@ -9,9 +9,12 @@ struct SillyBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "silly-bench",
         abstract: "Load-test a line-echo server: the Silly tutorial's stress test, measured properly.",
+        usage: "silly-bench [<options>]",
         discussion: """
             Opens --clients connections, each keeping --pipeline lines of --size bytes in flight, \
-            checks every echoed byte, and reports messages per second, MB/s and latency \
+            checks every echoed byte (each line carries its client's and its sequence number, so a \
+            duplicated, stale or unrequested echo is a mismatch, and so are bytes left after a \
+            client's last echo), and reports messages per second, MB/s and latency \
             percentiles (HdrHistogram) once every client is done, timed on a monotonic clock. \
             Exits 1 if any connect, echo or byte failed. Ctrl-C (SIGINT) stops early: no more \
             lines are sent, the echoes in flight are awaited and checked, the figures so far are \
@@ -19,22 +22,22 @@ struct SillyBenchCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The server's address.")
+    @Option(help: "The server's address: IP:port, [IPv6]:port or host:port.")
     var addr = "127.0.0.1:9999"
 
-    @Option(parsing: .unconditional, help: "Concurrent connections.")
+    @Option(parsing: .unconditional, help: "Concurrent connections (at most \(Self.maxClients)).")
     var clients = 100
 
     @Option(parsing: .unconditional, help: "Messages per client (ignored with --duration).")
     var messages = 100
 
-    @Option(parsing: .unconditional, help: "Run for this long instead (e.g. 10s, 500ms); each client keeps sending until then.")
+    @Option(parsing: .unconditional, help: "Run for this long instead (e.g. 10s, 500ms); each client keeps sending until then, then waits for the echoes in flight, so a run can take up to this plus --timeout.")
     var duration: DurationArgument?
 
-    @Option(parsing: .unconditional, help: "Bytes per message, the newline included (13 is the tutorial's \"test message\\n\").")
+    @Option(parsing: .unconditional, help: "Bytes per message, the newline included (13, the size of the tutorial's \"test message\\n\"). Each line carries its client's number and sequence number. At most 64 MiB (\(Self.maxSize)).")
     var size = 13
 
-    @Option(parsing: .unconditional, help: "Messages each connection keeps in flight.")
+    @Option(parsing: .unconditional, help: "Messages each connection keeps in flight (at most \(Self.maxPipeline)).")
     var pipeline = 1
 
     @Option(parsing: .unconditional, help: "Connect timeout (e.g. 5s).")
@@ -43,7 +46,7 @@ struct SillyBenchCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "How long to wait for an echo before counting a timeout (e.g. 10s).")
     var timeout = DurationArgument(.seconds(10))
 
-    @Option(parsing: .unconditional, help: "Event-loop threads driving the clients. One leaves the other cores to the server.")
+    @Option(parsing: .unconditional, help: "Event-loop threads driving the clients (at most \(Self.maxThreads)). One leaves the other cores to the server.")
     var threads = 1
 
     @Flag(help: "Connect over TLS; the server's certificate must verify (system CAs, or --tls-ca).")
@@ -58,12 +61,32 @@ struct SillyBenchCommand: AsyncParsableCommand {
     @Flag(help: "Print the figures as JSON.")
     var json = false
 
+    /// Upper bounds, so a mistyped number is a usage error rather than a failed allocation
+    /// (a client array, a line, a pipeline's timestamps) or a failed thread creation.
+    static let maxClients = 1_000_000
+    static let maxSize = 64 << 20
+    static let maxPipeline = 65536
+    static let maxThreads = 256
+
     func validate() throws {
+        do {
+            try TCP.checkConnectAddress(self.addr)
+        } catch {
+            throw ValidationError("--addr: \(error)")
+        }
         guard self.clients > 0 else { throw ValidationError("--clients must be positive") }
-        guard self.messages > 0 else { throw ValidationError("--messages must be positive") }
+        guard self.clients <= Self.maxClients else { throw ValidationError("--clients must be at most \(Self.maxClients)") }
+        if let duration = self.duration {
+            guard duration.duration > .zero else { throw ValidationError("--duration must be more than 0") }
+        } else {
+            guard self.messages > 0 else { throw ValidationError("--messages must be positive") }
+        }
         guard self.size >= 2 else { throw ValidationError("--size must be at least 2 (a byte and the newline)") }
+        guard self.size <= Self.maxSize else { throw ValidationError("--size must be at most \(Self.maxSize) (64 MiB)") }
         guard self.pipeline > 0 else { throw ValidationError("--pipeline must be positive") }
+        guard self.pipeline <= Self.maxPipeline else { throw ValidationError("--pipeline must be at most \(Self.maxPipeline)") }
         guard self.threads > 0 else { throw ValidationError("--threads must be positive") }
+        guard self.threads <= Self.maxThreads else { throw ValidationError("--threads must be at most \(Self.maxThreads)") }
         guard self.connectTimeout.duration > .zero else { throw ValidationError("--connect-timeout must be more than 0") }
         guard self.timeout.duration > .zero else { throw ValidationError("--timeout must be more than 0") }
         if !self.tls, self.tlsCa != nil || self.insecure {

@@ -61,6 +61,109 @@ struct BenchTests {
         await listener.close()
     }
 
+    @Test("every message is its own line: a duplicated echo, a line after the last echo, unrequested lines are mismatches")
+    func duplicatesAndExtras() async throws {
+        // Each line echoed twice: the second copy arrives where the next message's echo is due.
+        let twice = try await TCP.listen("127.0.0.1:0") { conn in
+            while true {
+                let line = try await conn.read(until: "\n")
+                try await conn.write(line)
+                try await conn.write(line)
+            }
+        }
+        for size in ["2", "13", "100"] {
+            let (status, figures) = try await Self.run(
+                ["--addr", "127.0.0.1:\(twice.port)", "--clients", "2", "--messages", "5", "--size", size])
+            #expect(status == 1, "--size \(size): \(figures)")
+            #expect((figures["errors"] as? [String: Any])?["mismatch"] as? Int == 2, "--size \(size): \(figures)")
+            #expect(figures["messages"] as? Int == 2, "--size \(size): \(figures)")
+        }
+        await twice.close()
+
+        // An honest echo, then one line more with the last echo: already buffered when the client ends.
+        let extra = try await TCP.listen("127.0.0.1:0") { conn in
+            for count in 1... {
+                var line = try await conn.read(until: "\n")
+                if count == 3 { line.writeString("extra\n") }
+                try await conn.write(line)
+            }
+        }
+        let (status, figures) = try await Self.run(["--addr", "127.0.0.1:\(extra.port)", "--clients", "1", "--messages", "3"])
+        #expect(status == 1)
+        #expect(figures["messages"] as? Int == 3)
+        #expect((figures["errors"] as? [String: Any])?["mismatch"] as? Int == 1, "\(figures)")
+        #expect(figures["failures"] as? [String: Int] == [#"mismatch: 6 bytes after the last echo: "extra\n""#: 1], "\(figures)")
+        await extra.close()
+
+        // A server that never echoes but sends the tutorial's line over and over.
+        let chatty = try await TCP.listen("127.0.0.1:0") { conn in
+            for _ in 0..<100 { try await conn.write("test message\n") }
+            while true { _ = try await conn.read(until: "\n") }
+        }
+        let chattyRun = try await Self.run(["--addr", "127.0.0.1:\(chatty.port)", "--clients", "3", "--messages", "10"])
+        #expect(chattyRun.status == 1)
+        #expect((chattyRun.figures["errors"] as? [String: Any])?["mismatch"] as? Int == 3, "\(chattyRun.figures)")
+        #expect(chattyRun.figures["messages"] as? Int == 0)
+        await chatty.close()
+    }
+
+    @Test("the smallest --size works against an honest server")
+    func smallestSize() async throws {
+        let listener = try await TCP.listen("127.0.0.1:0") { conn in
+            while true { try await conn.write(try await conn.read(until: "\n")) }
+        }
+        let (status, figures) = try await Self.run(
+            ["--addr", "127.0.0.1:\(listener.port)", "--clients", "3", "--messages", "30", "--pipeline", "4", "--size", "2"])
+        #expect(status == 0, "\(figures)")
+        #expect(figures["messages"] as? Int == 90)
+        await listener.close()
+    }
+
+    @Test("a refusal shorter than --size is quoted as a mismatch, not hidden behind the end of the stream")
+    func shortRefusal() async throws {
+        let full = try await TCP.listen("127.0.0.1:0") { conn in
+            try await conn.write("Server is full, try again later\n")
+        }
+        let (status, figures) = try await Self.run(
+            ["--addr", "127.0.0.1:\(full.port)", "--clients", "2", "--messages", "3", "--size", "100"])
+        #expect(status == 1)
+        #expect((figures["errors"] as? [String: Any])?["mismatch"] as? Int == 2, "\(figures)")
+        #expect(
+            figures["failures"] as? [String: Int]
+                == [#"mismatch: an echo came back as "Server is full, try again later\n" and then the stream ended"#: 2],
+            "\(figures)")
+        await full.close()
+    }
+
+    @Test("numbers too large to run are usage errors (exit 64), not a crash")
+    func upperBounds() async throws {
+        try await expectUsageError(["--size", "1000000000000000"], "--size must be at most 67108864 (64 MiB)", executable: Self.bench)
+        try await expectUsageError(["--pipeline", "1000000000000000"], "--pipeline must be at most 65536", executable: Self.bench)
+        try await expectUsageError(["--threads", "5000"], "--threads must be at most 256", executable: Self.bench)
+        try await expectUsageError(["--clients", "1000000000000"], "--clients must be at most 1000000", executable: Self.bench)
+    }
+
+    @Test("a malformed --addr is a usage error naming the address (exit 64)")
+    func badAddress() async throws {
+        try await expectUsageError(["--addr", "127.0.0.1"], "--addr: invalid address '127.0.0.1': missing ':port'", executable: Self.bench)
+        try await expectUsageError(
+            ["--addr", "127.0.0.1:99999"], "--addr: invalid address '127.0.0.1:99999': port 99999 is out of range", executable: Self.bench)
+        try await expectUsageError(["--addr", "127.0.0.1:0"], "--addr: invalid address '127.0.0.1:0': port 0", executable: Self.bench)
+    }
+
+    @Test("--duration must be more than 0; with it, --messages is not checked (it is ignored)")
+    func durationArguments() async throws {
+        try await expectUsageError(["--duration", "0s"], "--duration must be more than 0", executable: Self.bench)
+        let listener = try await TCP.listen("127.0.0.1:0") { conn in
+            while true { try await conn.write(try await conn.read(until: "\n")) }
+        }
+        let (status, figures) = try await Self.run(
+            ["--addr", "127.0.0.1:\(listener.port)", "--clients", "2", "--duration", "200ms", "--messages", "0"])
+        #expect(status == 0, "\(figures)")
+        #expect((figures["messages"] as? Int ?? 0) > 0)
+        await listener.close()
+    }
+
     @Test("a server that closes mid-run is reported as an error, not a hang")
     func serverCloses() async throws {
         let listener = try await TCP.listen("127.0.0.1:0") { conn in
@@ -168,6 +271,19 @@ struct BenchTests {
             #expect(process.log.contains(label), "missing \(label) in \(process.log)")
         }
         await listener.close()
+    }
+
+    @Test("one client, one message: the summary says so in the singular; the usage line is silly-bench [<options>]")
+    func singular() async throws {
+        let listener = try await TCP.listen("127.0.0.1:0") { conn in
+            while true { try await conn.write(try await conn.read(until: "\n")) }
+        }
+        let process = try ServerProcess(["--addr", "127.0.0.1:\(listener.port)", "--clients", "1", "--messages", "1", "--timeout", "60s"],
+                                        addPort: false, executable: Self.bench)
+        #expect(await process.exitStatus() == 0)
+        #expect(process.log.contains("silly-bench: 1 client, 1 message each, 13 bytes per message"), "\(process.log)")
+        await listener.close()
+        try await expectUsageError(["--clients", "0"], "Usage: silly-bench [<options>]", executable: Self.bench)
     }
 
     @Test("over several event loops, every verified echo is one latency sample (one histogram per loop, merged)")

@@ -66,3 +66,12 @@ extension TCP {
         try HostAndPort(parsing: address).resolve(defaultHost: "0.0.0.0", original: address)
     }
 }
+
+extension TCP {
+    /// Checks `address` as `connect` reads it, without resolving a name: for command lines that
+    /// refuse a malformed address before they start (port 0 cannot be connected to).
+    package static func checkConnectAddress(_ address: String) throws(SillyError) {
+        let parsed = try HostAndPort(parsing: address)
+        guard parsed.port != 0 else { throw .invalidAddress(address, reason: "port 0 cannot be connected to") }
+    }
+}
