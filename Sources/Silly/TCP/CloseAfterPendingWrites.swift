@@ -2,7 +2,7 @@ import NIOCore
 
 /// Sits between the socket and the TLS handler: a full close waits until the bytes queued before
 /// it — the TLS handler's close_notify above all — are handed to the kernel (giving up once the
-/// peer has taken none of them for `patience`).
+/// peer takes less than 64 KiB of them in `patience`: ``SendStallDeadline``).
 ///
 /// When the peer's close_notify has already arrived, NIOSSLHandler closes the channel straight
 /// after writing its own; if the socket's send buffer is full at that moment (a large reply just
@@ -19,7 +19,7 @@ final class CloseAfterPendingWrites: ChannelOutboundHandler, RemovableChannelHan
     }
 
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        guard mode == .all, !self.closeDeferred, SendStallDeadline.unsentBytes(of: context.channel) > 0 else {
+        guard mode == .all, !self.closeDeferred, context.channel.unsentBytes > 0 else {
             context.close(mode: mode, promise: promise)
             return
         }

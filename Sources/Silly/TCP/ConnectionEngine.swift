@@ -185,7 +185,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     /// Bytes written and not yet handed to the kernel.
     var unsentBytes: Int {
         guard let channel = self.context?.channel else { return 0 }
-        return SendStallDeadline.unsentBytes(of: channel)
+        return channel.unsentBytes
     }
 
     /// Whether the connection can still be written to: open, not closed here, its output not shut down.
@@ -418,10 +418,11 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Closes the connection from this side. A waiting read fails with ``SillyError/activeClosed``.
-    /// Bytes already written are sent first (giving up once the peer has taken none of them for
-    /// `options.closeLinger`); while the peer may still be sending, the write side is then shut
-    /// down (a FIN) and what arrives is read and dropped until the peer ends too, for at most
-    /// ``peerEndPatience`` once nothing is left to send. Returns a future that completes when what was written has been handed to the
+    /// Bytes already written are sent first (giving up once the peer takes less than 64 KiB of
+    /// them in `options.closeLinger`: ``SendStallDeadline``); while the peer may still be
+    /// sending, the write side is then shut down (a FIN) and what arrives is read and dropped
+    /// until the peer ends too, for at most ``peerEndPatience`` once nothing is left to send.
+    /// Returns a future that completes when what was written has been handed to the
     /// kernel (or could not be): the channel may stay open a moment longer, for the peer's end.
     @discardableResult
     func close() -> EventLoopFuture<Void> {

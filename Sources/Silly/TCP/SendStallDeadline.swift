@@ -34,7 +34,7 @@ final class SendStallDeadline {
     static func start(on channel: any Channel, patience: TimeAmount, afterSent: TimeAmount,
                       expire: @escaping () -> Void) -> SendStallDeadline {
         let deadline = SendStallDeadline(channel: channel, patience: patience, afterSent: afterSent, expire: expire)
-        deadline.arm(in: deadline.lastCheck.unsent > 0 ? patience : min(patience, afterSent))
+        deadline.armNextCheck()
         channel.closeFuture.assumeIsolated().whenComplete { _ in deadline.cancel() }
         return deadline
     }
@@ -47,18 +47,15 @@ final class SendStallDeadline {
         self.lastCheck = Progress(of: channel)
     }
 
-    /// The bytes the channel still holds: written, not yet handed to the kernel.
-    static func unsentBytes(of channel: any Channel) -> Int {
-        (try? channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
-    }
-
     /// Stops the checks; `expire` will not run.
     func cancel() {
         self.nextCheck?.cancel()
         self.nextCheck = nil
     }
 
-    private func arm(in delay: TimeAmount) {
+    /// A whole `patience` while bytes wait in the channel; once they are all sent, `afterSent`.
+    private func armNextCheck() {
+        let delay = self.lastCheck.unsent > 0 ? self.patience : min(self.patience, self.afterSent)
         self.nextCheck = self.channel.eventLoop.assumeIsolated().scheduleTask(in: delay) { self.check() }
     }
 
@@ -70,7 +67,7 @@ final class SendStallDeadline {
             return
         }
         self.lastCheck = now
-        self.arm(in: now.unsent > 0 ? self.patience : min(self.patience, self.afterSent))
+        self.armNextCheck()
     }
 }
 
@@ -83,7 +80,7 @@ private struct Progress {
 
     init(of channel: any Channel) {
         self.acknowledged = Self.acknowledgedBytes(of: channel)
-        self.unsent = SendStallDeadline.unsentBytes(of: channel)
+        self.unsent = channel.unsentBytes
     }
 
     /// Whether the peer took enough since `earlier` for the close to wait on.

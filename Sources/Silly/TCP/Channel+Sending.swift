@@ -10,3 +10,10 @@ extension ChannelHandlerContext {
         return sent.futureResult
     }
 }
+
+extension Channel {
+    /// The bytes written to the channel and not yet handed to the kernel (on its loop).
+    var unsentBytes: Int {
+        (try? self.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
+    }
+}
