@@ -179,9 +179,7 @@ struct BenchTests {
 
     @Test("nothing listening: every connect fails and is counted")
     func nothingListening() async throws {
-        let listener = try await TCP.listen("127.0.0.1:0") { _ in }
-        let address = "127.0.0.1:\(listener.port)"
-        await listener.close()
+        let address = "127.0.0.1:\(RawSocket.freePortBelowEphemeralRange())"
         let (status, figures) = try await Self.run(["--addr", address, "--clients", "4"])
         #expect(status == 1)
         #expect((figures["errors"] as? [String: Any])?["connect"] as? Int == 4)
@@ -229,9 +227,7 @@ struct BenchTests {
 
     @Test("failures are reported with their reason: a refused connect, a server's refusal, a line past the send queue")
     func failureReasons() async throws {
-        let closed = try await TCP.listen("127.0.0.1:0") { _ in }
-        let port = closed.port
-        await closed.close()
+        let port = RawSocket.freePortBelowEphemeralRange()
         let refused = try await Self.run(["--addr", "127.0.0.1:\(port)", "--clients", "3"])
         #expect(refused.status == 1)
         let refusedFailures = try #require(refused.figures["failures"] as? [String: Int])

@@ -26,9 +26,7 @@ struct ExamplesTests {
 
     @Test("a server example's lines reach a pipe as it prints them, not when it exits")
     func outputAsPrinted() async throws {
-        let free = try await TCP.listen("127.0.0.1:0") { _ in }
-        let address = "127.0.0.1:\(free.port)"
-        await free.close()
+        let address = "127.0.0.1:\(RawSocket.freePortBelowEphemeralRange())"
         let server = try ServerProcess(["counter", address], addPort: false, executable: Self.examples)
         var conn: TCPConnection?
         #expect(await eventually(within: programPatience) {
@@ -75,9 +73,7 @@ struct ExamplesTests {
 
     @Test("exercise 4's protocol example answers help and quit")
     func protocolExample() async throws {
-        let holder = try await TCP.listen("127.0.0.1:0") { _ in }
-        let address = "127.0.0.1:\(holder.port)"
-        await holder.close()
+        let address = "127.0.0.1:\(RawSocket.freePortBelowEphemeralRange())"
         let server = try ServerProcess(["protocol", address], addPort: false, executable: Self.examples)
         defer { server.process.terminate() }
         let conn = try await eventuallyConnect(address)

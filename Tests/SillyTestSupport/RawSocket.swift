@@ -21,10 +21,30 @@ public final class RawSocket: Sendable {
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(self.descriptor, $0, length) == 0 && getsockname(self.descriptor, $0, &length) == 0
+                Glibc.bind(self.descriptor, $0, length) == 0 && getsockname(self.descriptor, $0, &length) == 0
             }
         }
         return bound ? Int(UInt16(bigEndian: address.sin_port)) : nil
+    }
+
+    /// Binds to 127.0.0.1:`port`; `false` if it is taken.
+    public func bind(port: Int) -> Bool {
+        var address = Self.loopback(port: port)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.bind(self.descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
+
+    /// A loopback port free now, below the kernel's ephemeral range (32768 and up): for a
+    /// program that must be given its port. A port another test's listener on port 0 (or any
+    /// connect) gets is always in that range, so it cannot take this one before the program does.
+    public static func freePortBelowEphemeralRange() -> Int {
+        while true {
+            let port = Int.random(in: 20_000..<32_000)
+            if RawSocket().bind(port: port) { return port }  // closed again at once
+        }
     }
 
     /// Connects to 127.0.0.1:`port`; `false` if that failed.
