@@ -177,7 +177,7 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
         let extra = self.connection.unreadBytesOnLoop
         if extra > 0, case .success(let bytes)? = self.connection.tryRead(count: extra, notifying: self) {
             self.result.errors.mismatch += 1
-            self.result.failure = "mismatch: \(extra) \(extra == 1 ? "byte" : "bytes") after the last echo: \(Self.quoted(bytes))"
+            self.result.failure = "mismatch: \(extra) \(extra == 1 ? "byte" : "bytes") after the last echo: \(ReceivedText.quoted(bytes))"
         }
         self.finish()
     }
@@ -202,7 +202,7 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
                 if case .success(var rest)? = self.connection.tryRead(count: self.connection.unreadBytesOnLoop, notifying: self) {
                     shown.writeBuffer(&rest)
                 }
-                self.result.failure = "mismatch: an echo came back as \(Self.quoted(shown))"
+                self.result.failure = "mismatch: an echo came back as \(ReceivedText.quoted(shown))"
                 return false
             }
             let depth = self.sentAt.count
@@ -226,7 +226,7 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
             if case .success(let rest)? = self.connection.tryRead(count: self.connection.unreadBytesOnLoop, notifying: self) {
                 shown = rest
             }
-            self.result.failure = "mismatch: an echo came back as \(Self.quoted(shown)) and then the stream ended"
+            self.result.failure = "mismatch: an echo came back as \(ReceivedText.quoted(shown)) and then the stream ended"
             return false
         case .failure(let error):
             switch error {
@@ -239,13 +239,6 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
             self.result.failure = "read: \(error)"
             return false
         }
-    }
-
-    /// The start of `bytes`, printable: a server's refusal reads as what it said.
-    private static func quoted(_ bytes: ByteBuffer) -> String {
-        let shown = bytes.getBytes(at: bytes.readerIndex, length: min(bytes.readableBytes, 60)) ?? []
-        let text = String(decoding: shown, as: UTF8.self).debugDescription
-        return bytes.readableBytes > shown.count ? text + "…" : text
     }
 
     private func send(at now: NIODeadline) -> Bool {

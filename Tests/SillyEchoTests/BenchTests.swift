@@ -255,6 +255,22 @@ struct BenchTests {
         await echo.close()
     }
 
+    @Test("what came instead of an echo is quoted as it reads: an apostrophe as is; control characters, bytes not UTF-8, quotes and backslashes escaped")
+    func quotedAsItReads() async throws {
+        let listener = try await TCP.listen("127.0.0.1:0") { conn in
+            var reply = ByteBuffer(string: "it's \"full\"\t\u{1B}[1m é ")
+            reply.writeBytes([0xFF, UInt8(ascii: "\\"), UInt8(ascii: "\n")])
+            try await conn.write(reply)
+        }
+        let process = try ServerProcess(
+            ["--addr", "127.0.0.1:\(listener.port)", "--clients", "1", "--messages", "1", "--size", "100", "--timeout", "60s"],
+            addPort: false, executable: Self.bench)
+        #expect(await process.exitStatus() == 1)
+        #expect(process.log.contains(#""it's \"full\"\t\u{1B}[1m é \xFF\\\n""#), "\(process.log)")
+        #expect(!process.log.contains(#"\'"#), "\(process.log)")
+        await listener.close()
+    }
+
     @Test("the text report names every figure")
     func textReport() async throws {
         let listener = try await TCP.listen("127.0.0.1:0") { conn in
