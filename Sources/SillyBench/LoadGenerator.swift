@@ -94,7 +94,7 @@ public struct LoadGenerator: Sendable {
                 group: loop)
         } catch {
             result.errors.connect += 1
-            result.failure = "connect: \(error)"
+            result.failure = ClientFailure("connect: \(error)")
             return result
         }
         result.connectMicroseconds = UInt64((NIODeadline.now() - connectStart).nanoseconds / 1000)
@@ -177,7 +177,9 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
         let extra = self.connection.unreadBytesOnLoop
         if extra > 0, case .success(let bytes)? = self.connection.tryRead(count: extra, notifying: self) {
             self.result.errors.mismatch += 1
-            self.result.failure = "mismatch: \(extra) \(extra == 1 ? "byte" : "bytes") after the last echo: \(ReceivedText.quoted(bytes))"
+            self.result.failure = ClientFailure(
+                "mismatch: bytes after the last echo",
+                received: "\(ReceivedText.quoted(bytes)) (\(extra) \(extra == 1 ? "byte" : "bytes"))")
         }
         self.finish()
     }
@@ -202,7 +204,7 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
                 if case .success(var rest)? = self.connection.tryRead(count: self.connection.unreadBytesOnLoop, notifying: self) {
                     shown.writeBuffer(&rest)
                 }
-                self.result.failure = "mismatch: an echo came back as \(ReceivedText.quoted(shown))"
+                self.result.failure = ClientFailure("mismatch: an echo came back different", received: ReceivedText.quoted(shown))
                 return false
             }
             let depth = self.sentAt.count
@@ -226,7 +228,8 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
             if case .success(let rest)? = self.connection.tryRead(count: self.connection.unreadBytesOnLoop, notifying: self) {
                 shown = rest
             }
-            self.result.failure = "mismatch: an echo came back as \(ReceivedText.quoted(shown)) and then the stream ended"
+            self.result.failure = ClientFailure(
+                "mismatch: an echo cut short by the end of the stream", received: ReceivedText.quoted(shown))
             return false
         case .failure(let error):
             switch error {
@@ -236,7 +239,7 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
             case .tls: self.result.errors.tls += 1
             default: self.result.errors.other += 1
             }
-            self.result.failure = "read: \(error)"
+            self.result.failure = ClientFailure("read: \(error)")
             return false
         }
     }
@@ -251,7 +254,7 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
             try self.connection.writeOnLoop(self.outgoing[slot])
         } catch {
             self.result.errors.other += 1
-            self.result.failure = "write: \(error)"
+            self.result.failure = ClientFailure("write: \(error)")
             return false
         }
         self.sent += 1

@@ -41,8 +41,8 @@ struct ClientResult: Sendable {
     var bytes = 0
     var connectMicroseconds: UInt64?
     var errors = ErrorCounts()
-    /// What stopped this client, in words (`connect: connection refused: …`); `nil` if nothing did.
-    var failure: String?
+    /// What stopped this client; `nil` if nothing did.
+    var failure: ClientFailure?
 }
 
 /// The round-trip times of every client on one event loop.
@@ -79,8 +79,8 @@ public struct LoadResult: Sendable {
     public var connect = Histogram<UInt64>.latencyMicroseconds
     /// What went wrong, by kind.
     public var errors = ErrorCounts()
-    /// What stopped the clients that failed, in words, with how many it stopped.
-    public var failures: [String: Int] = [:]
+    /// What stopped the clients that failed, by kind.
+    var failureGroups: [String: FailureGroup] = [:]
     /// Stopped early by ``LoadGenerator/stop()``: the figures cover what ran until then.
     public var interrupted = false
 
@@ -93,7 +93,16 @@ public struct LoadResult: Sendable {
         self.bytes += client.bytes
         if let connect = client.connectMicroseconds { self.connect.record(connect) }
         self.errors.add(client.errors)
-        if let failure = client.failure { self.failures[failure, default: 0] += 1 }
+        if let failure = client.failure {
+            self.failureGroups[failure.kind, default: FailureGroup(kind: failure.kind)].add(failure)
+        }
+    }
+
+    /// What stopped the clients that failed, in words, with how many it stopped. Clients that
+    /// failed the same way count under one reason, even when each received its own line cut
+    /// short: it quotes what the first of them received (`…, e.g. "c0-de"`).
+    public var failures: [String: Int] {
+        Dictionary(self.failureGroups.values.map { ($0.reason, $0.clients) }, uniquingKeysWith: +)
     }
 
     /// ``failures``, the most frequent first.

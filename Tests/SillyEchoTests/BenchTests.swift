@@ -92,7 +92,7 @@ struct BenchTests {
         #expect(status == 1)
         #expect(figures["messages"] as? Int == 3)
         #expect((figures["errors"] as? [String: Any])?["mismatch"] as? Int == 1, "\(figures)")
-        #expect(figures["failures"] as? [String: Int] == [#"mismatch: 6 bytes after the last echo: "extra\n""#: 1], "\(figures)")
+        #expect(figures["failures"] as? [String: Int] == [#"mismatch: bytes after the last echo: "extra\n" (6 bytes)"#: 1], "\(figures)")
         await extra.close()
 
         // A server that never echoes but sends the tutorial's line over and over.
@@ -130,7 +130,7 @@ struct BenchTests {
         #expect((figures["errors"] as? [String: Any])?["mismatch"] as? Int == 2, "\(figures)")
         #expect(
             figures["failures"] as? [String: Int]
-                == [#"mismatch: an echo came back as "Server is full, try again later\n" and then the stream ended"#: 2],
+                == [#"mismatch: an echo cut short by the end of the stream: "Server is full, try again later\n""#: 2],
             "\(figures)")
         await full.close()
     }
@@ -239,7 +239,7 @@ struct BenchTests {
         let process = try ServerProcess(["--addr", "127.0.0.1:\(full.port)", "--clients", "2", "--messages", "3", "--timeout", "60s"],
                                         addPort: false, executable: Self.bench)
         #expect(await process.exitStatus() == 1)
-        #expect(process.log.contains(#"2 × mismatch: an echo came back as "Server is full, try again later\n""#), "\(process.log)")
+        #expect(process.log.contains(#"2 × mismatch: an echo came back different: "Server is full, try again later\n""#), "\(process.log)")
         await full.close()
 
         // One 5 MB line is more than the default 4 MiB send queue: the client's queue is sized to its pipeline.
@@ -253,6 +253,26 @@ struct BenchTests {
         #expect(run.status == 0, "\(run.figures)")
         #expect(run.figures["messages"] as? Int == 2)
         await echo.close()
+    }
+
+    @Test("clients that fail the same way are one reason with a count, quoting one example: each client's own line cut short")
+    func failuresGroupByKind() async throws {
+        // Every echo cut short after 5 bytes, and the connection closed: each client gets the
+        // start of its own line ("c0-de", "c1-ef", …), so what came differs from client to client.
+        let listener = try await TCP.listen("127.0.0.1:0") { conn in
+            let line = try await conn.read(until: "\n")
+            try await conn.write(line.getSlice(at: line.readerIndex, length: 5)!)
+        }
+        let arguments = ["--addr", "127.0.0.1:\(listener.port)", "--clients", "20", "--messages", "3", "--size", "20"]
+        let reason = #"mismatch: an echo cut short by the end of the stream, e.g. "c0-de""#
+        let (status, figures) = try await Self.run(arguments)
+        #expect(status == 1)
+        #expect(figures["failures"] as? [String: Int] == [reason: 20], "\(figures)")
+        let process = try ServerProcess(arguments + ["--timeout", "60s"], addPort: false, executable: Self.bench)
+        #expect(await process.exitStatus() == 1)
+        let reasons = process.log.split(separator: "\n").map(String.init).filter { $0.contains(" × ") || $0.contains("more reasons") }
+        #expect(reasons == ["    20 × \(reason)"], "\(process.log)")
+        await listener.close()
     }
 
     @Test("what came instead of an echo is quoted as it reads: an apostrophe as is; control characters, bytes not UTF-8, quotes and backslashes escaped")
