@@ -22,12 +22,8 @@ public enum LoadReport {
         if result.interrupted {
             lines.append("  interrupted  stopped early: no more lines sent, the echoes in flight awaited and checked")
         }
-        if result.latency.totalCount > 0 {
-            lines.append("  latency      " + Self.summary(result.latency) + " (µs)")
-        }
-        if result.connect.totalCount > 0 {
-            lines.append("  connect      " + Self.summary(result.connect) + " (µs)")
-        }
+        lines.append("  latency      " + Self.summary(result.latency, or: "n/a: no echo completed"))
+        lines.append("  connect      " + Self.summary(result.connect, or: "n/a: no connect succeeded"))
         let e = result.errors
         lines.append(
             "  errors       connect \(e.connect), reset \(e.reset), timeout \(e.timeout), closed \(e.closed), mismatch \(e.mismatch), tls \(e.tls), other \(e.other)"
@@ -42,17 +38,23 @@ public enum LoadReport {
         return lines.joined(separator: "\n")
     }
 
-    private static func summary(_ histogram: Histogram<UInt64>) -> String {
-        (["min \(histogram.min)"] + Self.percentiles.map { "\($0.label) \(histogram.valueAtPercentile($0.value))" }
-            + ["max \(histogram.max)"]).joined(separator: "  ")
+    /// The percentiles in µs; `unmeasured` when there is nothing to take them of (an empty
+    /// histogram reads 0 everywhere, which would look like a very fast server).
+    private static func summary(_ histogram: Histogram<UInt64>, or unmeasured: String) -> String {
+        guard histogram.totalCount > 0 else { return unmeasured }
+        return (["min \(histogram.min)"] + Self.percentiles.map { "\($0.label) \(histogram.valueAtPercentile($0.value))" }
+            + ["max \(histogram.max)"]).joined(separator: "  ") + " (µs)"
     }
 
-    /// The figures as JSON, for scripts.
+    /// The figures as JSON, for scripts. Percentiles of nothing measured (no echo completed,
+    /// no connect succeeded) are `null`, as the text's `n/a`, not zeros.
     public static func json(_ result: LoadResult) throws -> String {
-        struct Percentiles: Codable {
+        struct Percentiles: Encodable {
             var min: UInt64, p50: UInt64, p90: UInt64, p99: UInt64, p99_9: UInt64, max: UInt64
-            init(_ h: Histogram<UInt64>) {
-                self.min = h.totalCount > 0 ? h.min : 0
+            /// `nil` for an empty histogram.
+            init?(_ h: Histogram<UInt64>) {
+                guard h.totalCount > 0 else { return nil }
+                self.min = h.min
                 self.p50 = h.valueAtPercentile(50)
                 self.p90 = h.valueAtPercentile(90)
                 self.p99 = h.valueAtPercentile(99)
@@ -60,7 +62,15 @@ public enum LoadReport {
                 self.max = h.max
             }
         }
-        struct Document: Codable {
+        /// Percentiles, or an explicit `null` (a synthesized encoding would leave the key out).
+        struct OrNull: Encodable {
+            var percentiles: Percentiles?
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.singleValueContainer()
+                if let percentiles = self.percentiles { try container.encode(percentiles) } else { try container.encodeNil() }
+            }
+        }
+        struct Document: Encodable {
             var address: String
             var clients: Int
             var messagesPerClient: Int?
@@ -72,8 +82,8 @@ public enum LoadReport {
             var elapsedSeconds: Double
             var messagesPerSecond: Double
             var megabytesPerSecond: Double
-            var latencyMicroseconds: Percentiles
-            var connectMicroseconds: Percentiles
+            var latencyMicroseconds: OrNull
+            var connectMicroseconds: OrNull
             var errors: ErrorCounts
             var errorsTotal: Int
             var failures: [String: Int]
@@ -87,7 +97,8 @@ public enum LoadReport {
             size: c.size, pipeline: c.pipeline, messages: result.messages, bytes: result.bytes,
             elapsedSeconds: result.seconds, messagesPerSecond: result.messagesPerSecond,
             megabytesPerSecond: result.megabytesPerSecond,
-            latencyMicroseconds: Percentiles(result.latency), connectMicroseconds: Percentiles(result.connect),
+            latencyMicroseconds: OrNull(percentiles: Percentiles(result.latency)),
+            connectMicroseconds: OrNull(percentiles: Percentiles(result.connect)),
             errors: result.errors, errorsTotal: result.errors.total, failures: result.failures,
             interrupted: result.interrupted
         )

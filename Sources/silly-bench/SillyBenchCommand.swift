@@ -58,7 +58,7 @@ struct SillyBenchCommand: AsyncParsableCommand {
     @Flag(help: "With --tls: accept any certificate, a self-signed one included (encrypted, not authenticated).")
     var insecure = false
 
-    @Flag(help: "Print the figures as JSON.")
+    @Flag(help: "Print the figures as JSON. Percentiles of nothing measured (no echo completed, no connect succeeded) are null, \"n/a\" in the text.")
     var json = false
 
     /// Upper bounds, so a mistyped number is a usage error rather than a failed allocation

@@ -291,6 +291,30 @@ struct BenchTests {
         await listener.close()
     }
 
+    @Test("percentiles of nothing measured are n/a in the text and null in the JSON, not 0")
+    func nothingMeasured() async throws {
+        // Every connect succeeds; no echo ever comes back.
+        let silent = try await TCP.listen("127.0.0.1:0") { _ in }
+        let arguments = ["--addr", "127.0.0.1:\(silent.port)", "--clients", "3", "--messages", "2"]
+        let (status, figures) = try await Self.run(arguments)
+        #expect(status == 1)
+        #expect(figures["messages"] as? Int == 0)
+        #expect(figures["latency_microseconds"] is NSNull, "\(figures)")
+        let connect = try #require(figures["connect_microseconds"] as? [String: Any], "\(figures)")
+        #expect(connect["p50"] is Int && connect["max"] is Int, "\(connect)")
+        let process = try ServerProcess(arguments + ["--timeout", "60s"], addPort: false, executable: Self.bench)
+        #expect(await process.exitStatus() == 1)
+        #expect(process.log.contains("\n  latency      n/a: no echo completed\n"), "\(process.log)")
+        #expect(process.log.contains("\n  connect      min "), "\(process.log)")
+        await silent.close()
+
+        // Nothing listening: no connect time either.
+        let nowhere = try await Self.run(["--addr", "127.0.0.1:\(RawSocket.freePortBelowEphemeralRange())", "--clients", "2"])
+        #expect(nowhere.status == 1)
+        #expect(nowhere.figures["latency_microseconds"] is NSNull, "\(nowhere.figures)")
+        #expect(nowhere.figures["connect_microseconds"] is NSNull, "\(nowhere.figures)")
+    }
+
     @Test("the text report names every figure")
     func textReport() async throws {
         let listener = try await TCP.listen("127.0.0.1:0") { conn in
