@@ -61,6 +61,9 @@ struct SillyBenchCommand: AsyncParsableCommand {
     @Flag(help: "Print the figures as JSON. Percentiles of nothing measured (no echo completed, no connect succeeded) are null, \"n/a\" in the text.")
     var json = false
 
+    @Flag(inversion: .prefixedNo, help: "Show a live progress line on standard output, or not (default: while it is a terminal, without --json).")
+    var progress: Bool?
+
     /// Upper bounds, so a mistyped number is a usage error rather than a failed allocation
     /// (a client array, a line, a pipeline's timestamps) or a failed thread creation.
     static let maxClients = 1_000_000
@@ -91,6 +94,9 @@ struct SillyBenchCommand: AsyncParsableCommand {
         guard self.timeout.duration > .zero else { throw ValidationError("--timeout must be more than 0") }
         if !self.tls, self.tlsCa != nil || self.insecure {
             throw ValidationError("--tls-ca and --insecure go with --tls")
+        }
+        if self.progress == true && self.json {
+            throw ValidationError("--progress and --json both print on standard output: the progress line would break the JSON")
         }
     }
 
@@ -123,7 +129,8 @@ struct SillyBenchCommand: AsyncParsableCommand {
 
         let generator = LoadGenerator(configuration: configuration)
         let interrupt = Self.stopOnFirstInterrupt(generator)
-        let progress = isatty(STDOUT_FILENO) == 1 && !self.json ? Self.showProgress(of: generator) : nil
+        let showsProgress = self.progress ?? (isatty(STDOUT_FILENO) == 1 && !self.json)
+        let progress = showsProgress ? Self.showProgress(of: generator) : nil
         let result = await generator.run()
         interrupt.cancel()
         progress?.cancel()
@@ -154,7 +161,7 @@ struct SillyBenchCommand: AsyncParsableCommand {
         return source
     }
 
-    /// A live `done/total, rate` line, redrawn twice a second, while stdout is a terminal.
+    /// A live `done/total, rate` line, redrawn twice a second (by default while stdout is a terminal).
     static func showProgress(of generator: LoadGenerator) -> Task<Void, Never> {
         let c = generator.configuration
         let product = c.clients.multipliedReportingOverflow(by: c.messages)

@@ -151,6 +151,11 @@ struct BenchTests {
         try await expectUsageError(["--addr", "127.0.0.1:0"], "--addr: invalid address '127.0.0.1:0': port 0", executable: Self.bench)
     }
 
+    @Test("--progress and --json both print on standard output: together they are a usage error")
+    func progressWithJSON() async throws {
+        try await expectUsageError(["--progress", "--json"], "--progress and --json both print on standard output", executable: Self.bench)
+    }
+
     @Test("--duration must be more than 0; with it, --messages is not checked (it is ignored)")
     func durationArguments() async throws {
         try await expectUsageError(["--duration", "0s"], "--duration must be more than 0", executable: Self.bench)
