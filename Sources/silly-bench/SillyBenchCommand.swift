@@ -128,14 +128,15 @@ struct SillyBenchCommand: AsyncParsableCommand {
         }
 
         let generator = LoadGenerator(configuration: configuration)
-        let interrupt = Self.stopOnFirstInterrupt(generator)
+        let progressLine = ProgressLine()
+        let interrupt = Self.stopOnFirstInterrupt(generator, progressLine: progressLine)
         let showsProgress = self.progress ?? (isatty(STDOUT_FILENO) == 1 && !self.json)
-        let progress = showsProgress ? Self.showProgress(of: generator) : nil
+        let progress = showsProgress ? Self.showProgress(of: generator, on: progressLine) : nil
         let result = await generator.run()
         interrupt.cancel()
         progress?.cancel()
         _ = await progress?.value
-        if progress != nil { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
+        progressLine.erase()
         print(self.json ? try LoadReport.json(result) : LoadReport.text(result))
         if result.errors.total > 0 {
             throw ExitCode.failure
@@ -148,13 +149,14 @@ struct SillyBenchCommand: AsyncParsableCommand {
     /// The first SIGINT stops the run gently (the report still comes); SIGINT's default action is
     /// then restored, so a second one ends the process at once. (Not ignored meanwhile: one that
     /// comes before libdispatch has installed its handler, in the first milliseconds, ends the
-    /// process as usual rather than being lost.)
-    static func stopOnFirstInterrupt(_ generator: LoadGenerator) -> any DispatchSourceSignal {
+    /// process as usual rather than being lost.) Its message goes through `progressLine`, so that
+    /// it does not run on from the progress line.
+    static func stopOnFirstInterrupt(_ generator: LoadGenerator, progressLine: ProgressLine) -> any DispatchSourceSignal {
         let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
         source.setEventHandler {
             source.cancel()
             signal(SIGINT, SIG_DFL)
-            FileHandle.standardError.write(Data("silly-bench: stopping: waiting for the echoes in flight (Ctrl-C again to quit now)\n".utf8))
+            progressLine.say("silly-bench: stopping: waiting for the echoes in flight (Ctrl-C again to quit now)")
             generator.stop()
         }
         source.resume()
@@ -162,7 +164,7 @@ struct SillyBenchCommand: AsyncParsableCommand {
     }
 
     /// A live `done/total, rate` line, redrawn twice a second (by default while stdout is a terminal).
-    static func showProgress(of generator: LoadGenerator) -> Task<Void, Never> {
+    static func showProgress(of generator: LoadGenerator, on progressLine: ProgressLine) -> Task<Void, Never> {
         let c = generator.configuration
         let product = c.clients.multipliedReportingOverflow(by: c.messages)
         let total = c.duration == nil && !product.overflow ? product.partialValue : nil
@@ -176,8 +178,7 @@ struct SillyBenchCommand: AsyncParsableCommand {
                 let seconds = interval / .seconds(1)
                 let rate = seconds > 0 ? Double(done - last) / seconds : 0
                 let of = total.map { "/\($0)" } ?? ""
-                let line = String(format: "\r\u{1B}[K%d%@ messages, %.0f msg/s", done, of, rate)
-                FileHandle.standardOutput.write(Data(line.utf8))
+                progressLine.draw(String(format: "%d%@ messages, %.0f msg/s", done, of, rate))
                 last = done
                 lastTime = now
             }

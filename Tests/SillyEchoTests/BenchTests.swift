@@ -320,6 +320,24 @@ struct BenchTests {
         #expect(nowhere.figures["connect_microseconds"] is NSNull, "\(nowhere.figures)")
     }
 
+    @Test("Ctrl-C while the progress line shows: the stopping message starts a line of its own")
+    func stoppingOnAFreshLine() async throws {
+        let listener = try await TCP.listen("127.0.0.1:0") { conn in
+            while true { try await conn.write(try await conn.read(until: "\n")) }
+        }
+        // Standard error into standard output's pipe: the two interleave as on one terminal.
+        let process = try ServerProcess(
+            ["--addr", "127.0.0.1:\(listener.port)", "--clients", "2", "--duration", "600s", "--progress", "--timeout", "60s"],
+            addPort: false, executable: Self.bench, mergingErrors: true)
+        #expect(await process.waitForLog(" msg/s"), "no progress line: \(process.log.debugDescription)")
+        #expect(await process.stop(signal: SIGINT) == 130, "\(process.log.debugDescription)")
+        let log = process.log
+        let stopping = try #require(log.range(of: "silly-bench: stopping: "), "\(log.debugDescription)")
+        let before = log[..<stopping.lowerBound]
+        #expect(before.contains(" msg/s") && before.hasSuffix("\n"), "\(log.debugDescription)")
+        await listener.close()
+    }
+
     @Test("the text report names every figure")
     func textReport() async throws {
         let listener = try await TCP.listen("127.0.0.1:0") { conn in

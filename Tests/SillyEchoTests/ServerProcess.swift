@@ -26,13 +26,21 @@ final class ServerProcess: Sendable {
     /// A scratch folder (a test's script) removed with this object.
     private let scratch: URL?
 
-    init(_ arguments: [String], addPort: Bool = true, executable: String = sillyEchoPath, removing scratch: URL? = nil) throws {
+    /// With `mergingErrors`, standard error goes to ``log`` too, interleaved as on a terminal.
+    init(
+        _ arguments: [String], addPort: Bool = true, executable: String = sillyEchoPath, removing scratch: URL? = nil,
+        mergingErrors: Bool = false
+    ) throws {
         self.scratch = scratch
         let arguments = (addPort && !arguments.contains("--addr") ? ["--addr", "127.0.0.1:0"] : []) + arguments
-        let process = try ChildProcess(executable, arguments, output: .pipe, error: .pipe)
+        let process = try ChildProcess(executable, arguments, output: .pipe, error: mergingErrors ? .output : .pipe)
         self.process = process
         Self.gather(process.standardOutput!, into: self.output)
-        Self.gather(process.standardError!, into: self.errors)
+        if let standardError = process.standardError {
+            Self.gather(standardError, into: self.errors)
+        } else {
+            self.errors.end()
+        }
     }
 
     /// Reads `handle` to its end on a thread of its own, which keeps the handle alive until then.

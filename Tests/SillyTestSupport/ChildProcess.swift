@@ -19,6 +19,9 @@ public final class ChildProcess: Sendable {
         /// A pipe whose other end the parent gets (``standardInput``, ``standardOutput``,
         /// ``standardError``).
         case pipe
+        /// Standard error only: wherever standard output goes, so the two interleave in the
+        /// order written, as on a terminal.
+        case output
     }
 
     /// The child's process ID.
@@ -54,6 +57,10 @@ public final class ChildProcess: Sendable {
                 childEnds.append(child)
                 posix_spawn_file_actions_adddup2(&actions, child, target)
                 return FileHandle(fileDescriptor: parent, closeOnDealloc: true)
+            case .output:
+                precondition(target == 2, "only standard error can go where standard output does")
+                posix_spawn_file_actions_adddup2(&actions, 1, target)
+                return nil
             }
         }
         self.standardInput = try connect(input, to: 0, childReads: true)
