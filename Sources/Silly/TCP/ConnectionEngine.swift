@@ -52,7 +52,7 @@ final class ConnectionLimits: Sendable {
         let high = options.waterMark.high
         self.flushThreshold = high  // at least 1: SwiftNIO's water marks require it
         // The channel's high water mark, and as much again unflushed (written as two steps: no overflow).
-        let limit = max(0, options.sendQueueLimit)
+        let limit = options.sendQueueLimit
         let afterChannel = limit - min(high, limit)
         self.largestUncheckedWrite = afterChannel - min(high, afterChannel)
         self.tls = tls

@@ -4,14 +4,22 @@ import NIOCore
 /// ``TCP/connect(_:timeout:tls:options:group:)``.
 public struct ConnectionOptions: Sendable {
     /// The longest line `read(until:)` searches before it fails with ``SillyError/lineTooLong(limit:)``.
-    public var maxLineLength: Int = 64 * 1024
+    /// Cannot be negative (a precondition, as for `read(until:maxLength:)`).
+    public var maxLineLength: Int = 64 * 1024 {
+        didSet { precondition(self.maxLineLength >= 0, "maxLineLength cannot be negative") }
+    }
     /// Stop reading from the socket while this many bytes are buffered and no read is waiting,
     /// so TCP flow control slows the peer (the tutorial framework's `conn:limit`). A waiting read
     /// always gets its bytes, whatever its size. `nil`: no limit, and a peer then fills memory
-    /// with whatever a busy handler has not read yet.
-    public var receiveLimit: Int? = 1024 * 1024
+    /// with whatever a busy handler has not read yet. Cannot be negative (a precondition).
+    public var receiveLimit: Int? = 1024 * 1024 {
+        didSet { precondition(self.receiveLimit ?? 0 >= 0, "receiveLimit cannot be negative") }
+    }
     /// A write that would take the unsent bytes past this fails with ``SillyError/sendQueueFull(limit:)``.
-    public var sendQueueLimit: Int = 4 * 1024 * 1024
+    /// Cannot be negative (a precondition).
+    public var sendQueueLimit: Int = 4 * 1024 * 1024 {
+        didSet { precondition(self.sendQueueLimit >= 0, "sendQueueLimit cannot be negative") }
+    }
     /// ``TCPConnection/waitUntilWritable(timeout:)`` waits while more than `high` bytes are unsent, until
     /// fewer than `low` are (SwiftNIO's write-buffer water marks). A `low` under 1 counts as 1
     /// (wait until everything is sent), as SwiftNIO requires.

@@ -79,6 +79,7 @@ extension TCPConnection {
 
     /// Sets the receive limit, as ``TCPConnection/setReceiveLimit(_:)`` does.
     public func setReceiveLimitOnLoop(_ bytes: Int?) {
+        precondition(bytes ?? 0 >= 0, "a receive limit cannot be negative")
         self.engine.setReceiveLimit(bytes)
     }
 

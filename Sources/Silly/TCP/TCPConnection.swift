@@ -245,7 +245,9 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
 
     /// Stops reading from the socket while `bytes` are buffered unread (`nil`: no limit); TCP
     /// flow control then slows the peer. The tutorial framework's `conn:limit`.
+    /// `bytes` cannot be negative (a precondition).
     public func setReceiveLimit(_ bytes: Int?) async {
+        precondition(bytes ?? 0 >= 0, "a receive limit cannot be negative")
         await self.onLoop { $0.setReceiveLimit(bytes) }
     }
 
