@@ -10,6 +10,12 @@ public let patience: Duration = .seconds(60)
 /// of their own (the tutorial's clients sleep between lines), which a loaded machine stretches.
 public let programPatience: Duration = patience * 2
 
+/// `closeLinger` for a test whose own client reads megabytes a server closed after writing:
+/// with the suite running at once on two cores, that client can take nothing for longer than
+/// the default 5 s, which a close must treat as a peer that stopped reading. Such a test is
+/// about every byte arriving, not about that policy (tests with small lingers are).
+public let bulkCloseLinger: Duration = patience
+
 /// Polls `condition` until it holds, up to `within`; returns whether it did.
 public func eventually(within: Duration = patience, _ condition: () async -> Bool) async -> Bool {
     let deadline = ContinuousClock.now + within

@@ -102,6 +102,7 @@ struct TLSTests {
     func closeWithReplyQueued() async throws {
         var options = ConnectionOptions()
         options.sendQueueLimit = 64 * 1024 * 1024
+        options.closeLinger = bulkCloseLinger
         let reply = 16 * 1024 * 1024  // more than the kernel's buffers take: most of it stays queued
         let listener = try await TCP.listen("127.0.0.1:0", tls: self.serverTLS, options: options) { conn in
             _ = try await conn.read(until: "\n")

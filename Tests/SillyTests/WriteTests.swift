@@ -354,6 +354,7 @@ struct WriteTests {
         var options = ConnectionOptions()
         options.receiveLimit = 1  // any byte left unread pauses reading
         options.sendQueueLimit = 64 * 1024 * 1024
+        options.closeLinger = bulkCloseLinger
         // More than the kernel's buffers take (loopback's grow to several MiB), so that close()
         // finds bytes unsent and lingers: what this test is about. (With nothing left to send,
         // close() closes at once, and unread bytes make the kernel reset the connection.)
@@ -442,6 +443,7 @@ struct WriteTests {
     func shutdownOutputAfterPeerEnd() async throws {
         var options = ConnectionOptions()
         options.sendQueueLimit = 64 * 1024 * 1024
+        options.closeLinger = bulkCloseLinger
         let reply = 16 * 1024 * 1024  // more than the kernel's buffers take: most of it waits to be sent
         try await withServer(options: options, accept: { conn in
             _ = try await conn.read(until: "\n")
