@@ -5,6 +5,7 @@ import NIOPosix
 import Prometheus
 import ServiceLifecycle
 import Silly
+import Synchronization
 
 /// Serves `GET /metrics` in the Prometheus text format from a registry, on SwiftNIO's HTTP/1
 /// server pipeline: a service to run beside a server in a `ServiceGroup`.
@@ -20,17 +21,29 @@ public final class PrometheusEndpoint: Service, Sendable {
     private let registry: PrometheusCollectorRegistry
     private let beforeScrape: @Sendable () -> Void
     private let logger: Logger
+    /// The most connections served at once; more are answered 503 and closed.
+    public let maxConnections: Int
+    /// How long a metrics connection may sit with nothing read or written before it is closed.
+    public let idleTimeout: Duration
 
     /// An endpoint for `registry`; `beforeScrape` runs before each scrape, to bring counters
-    /// that are published in batches up to date.
+    /// that are published in batches up to date. A scraper needs one connection: beyond
+    /// `maxConnections` open at once (clients that connect and sit, say), a new one is answered
+    /// `503 Service Unavailable` and closed, so the endpoint cannot take the descriptors the
+    /// server beside it needs.
     public init(
         address: String,
         registry: PrometheusCollectorRegistry,
+        maxConnections: Int = 64,
+        idleTimeout: Duration = .seconds(30),
         logger: Logger = Logger(label: "silly.metrics"),
         beforeScrape: @escaping @Sendable () -> Void = {}
     ) {
+        precondition(maxConnections > 0, "maxConnections must be positive")
         self.address = address
         self.registry = registry
+        self.maxConnections = maxConnections
+        self.idleTimeout = idleTimeout
         self.logger = logger
         self.beforeScrape = beforeScrape
     }
@@ -41,9 +54,6 @@ public final class PrometheusEndpoint: Service, Sendable {
         public var description: String { "metrics endpoint: cannot listen: \(self.reason)" }
     }
 
-    /// How long a metrics connection may sit with nothing read or written before it is closed.
-    static let idleTimeout = TimeAmount.seconds(30)
-
     /// Listens and serves until a graceful shutdown or cancellation.
     /// - Throws: ``ListenError`` for a bad or busy address.
     public func run() async throws {
@@ -52,12 +62,21 @@ public final class PrometheusEndpoint: Service, Sendable {
             let socketAddress = try TCP.listenAddress(self.address)
             let registry = self.registry
             let beforeScrape = self.beforeScrape
+            let open = OpenConnections(limit: self.maxConnections)
+            let logger = self.logger
+            let idleTimeout = TimeAmount(saturating: self.idleTimeout)
             channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         // A scraper that goes quiet (or never finishes its request) is closed.
-                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: Self.idleTimeout))
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: idleTimeout))
+                        guard open.admit() else {
+                            logger.warning("Metrics endpoint full: \(open.limit) connections open; \(Endpoint(channel.remoteAddress)?.description ?? "?") turned away")
+                            try channel.pipeline.syncOperations.addHandler(TurnAwayWhenFull())
+                            return
+                        }
+                        channel.closeFuture.whenComplete { _ in open.release() }
                         // A client that sends requests and reads no answer is read no further
                         // while its answers wait (and closed if they pile up: see `respond`).
                         try channel.pipeline.syncOperations.addHandler(BackPressureHandler())
@@ -80,6 +99,55 @@ public final class PrometheusEndpoint: Service, Sendable {
             channel.close(promise: nil)
         }
     }
+}
+
+/// How many metrics connections are open, up to a limit; shared by the endpoint's event loops.
+private final class OpenConnections: Sendable {
+    let limit: Int
+    private let count = Atomic(0)
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// Counts one more connection, if there is room for it.
+    func admit() -> Bool {
+        if self.count.add(1, ordering: .relaxed).newValue <= self.limit { return true }
+        self.count.subtract(1, ordering: .relaxed)
+        return false
+    }
+
+    func release() {
+        self.count.subtract(1, ordering: .relaxed)
+    }
+}
+
+/// Answers a connection beyond ``PrometheusEndpoint/maxConnections`` with 503, whatever it
+/// asks, then ends it as a malformed request's is: a FIN after the answer, and the client's
+/// close (or the idle timeout) closes the socket, so no reset destroys the answer.
+private final class TurnAwayWhenFull: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    static let body = "too many metrics connections\n"
+    static let answer = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\nRetry-After: 1\r\n\r\n\(body)"
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: Self.answer)), promise: nil)
+        context.close(mode: .output, promise: nil)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {}
 }
 
 /// Answers one HTTP/1 request at a time: `GET /metrics` (or `HEAD`), 404 elsewhere, 405 for
@@ -113,8 +181,12 @@ private final class MetricsRequestHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // A malformed request: `HTTPServerProtocolErrorHandler` has sent 400 with
-        // `Connection: close`, and leaves the closing to us.
-        context.close(promise: nil)
+        // `Connection: close`, and leaves the closing to us. Closed at once, with the rest of
+        // the client's bytes unread, the socket would answer with a reset, which can destroy
+        // the 400 before the client reads it: so a FIN after the 400, and the client's own
+        // close (or the idle timeout) ends the connection. What it sends meanwhile is dropped
+        // (the decoder, failed, decodes no more). Errors after this one change nothing.
+        context.close(mode: .output, promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -1,6 +1,8 @@
 import Foundation
 import NIOCore
+import Prometheus
 import Silly
+import SillyMetrics
 import SillyTestSupport
 import Testing
 
@@ -219,6 +221,59 @@ struct ProductionTests {
         await client.close()
         #expect(try await scrape(metrics).status == "HTTP/1.1 200 OK")
         #expect(await server.stop() == 0)
+    }
+
+    @Test("a malformed metrics request with more bytes behind it: the 400 arrives, then a clean end, not a reset")
+    func metricsMalformedRequestThenMore() async throws {
+        let server = try ServerProcess(["--metrics-addr", "127.0.0.1:0"])
+        let metrics = try await metricsAddress(of: server)
+        let client = try await TCP.connect(metrics)
+        // More than the server reads before it answers: closed at once, its socket would still
+        // hold some, and answer with a reset (before: readToEnd failed with connectionReset).
+        var request = ByteBuffer(string: "\u{0}garbage\r\n\r\n")
+        request.writeRepeatingByte(UInt8(ascii: "x"), count: 256 * 1024)
+        try await client.write(request)
+        let answer = String(buffer: try await client.readToEnd())
+        #expect(answer.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(answer.prefix(200))")
+        await client.close()
+        #expect(try await scrape(metrics).status == "HTTP/1.1 200 OK")
+        #expect(await server.stop() == 0)
+    }
+
+    @Test("a metrics endpoint serves maxConnections at once; the next is answered 503 and closed cleanly; a freed place is taken again")
+    func metricsConnectionLimit() async throws {
+        // In process, with a small limit and an idle timeout no test-suite load reaches: the
+        // places must stay taken while the test connects past them.
+        let address = "127.0.0.1:\(RawSocket.freePortBelowEphemeralRange())"
+        let endpoint = PrometheusEndpoint(
+            address: address, registry: PrometheusCollectorRegistry(), maxConnections: 2, idleTimeout: .seconds(600))
+        let serving = Task { try await endpoint.run() }
+        defer { serving.cancel() }
+        /// A HEAD on `conn`, answered: the connection was admitted and is being served.
+        func head(_ conn: TCPConnection) async throws -> String {
+            try await conn.write("HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            return String(buffer: try await conn.read(until: "\r\n\r\n", timeout: patience))
+        }
+        var first: TCPConnection?
+        #expect(await eventually { first = try? await TCP.connect(address); return first != nil })
+        var held = [try #require(first), try await TCP.connect(address)]
+        for conn in held {
+            #expect(try await head(conn).hasPrefix("HTTP/1.1 200 OK\r\n"))
+        }
+        let turnedAway = try await TCP.connect(address)
+        try await turnedAway.write("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        let answer = String(buffer: try await turnedAway.readToEnd())
+        #expect(answer.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"), "\(answer)")
+        #expect(answer.hasSuffix("\r\n\r\ntoo many metrics connections\n"), "\(answer)")
+        await turnedAway.close()
+        // The connections admitted are still served.
+        for conn in held {
+            #expect(try await head(conn).hasPrefix("HTTP/1.1 200 OK\r\n"))
+        }
+        await held.removeLast().close()
+        var status = ""
+        #expect(await eventually { status = (try? await scrape(address).status) ?? ""; return status == "HTTP/1.1 200 OK" }, "\(status)")
+        for conn in held { await conn.close() }
     }
 
     @Test("a metrics client that pipelines requests and reads no answer cannot grow the server's memory")
