@@ -48,10 +48,12 @@ public struct SelfTest: Sendable {
             say("Send [\(peer)] -> \(line.dropLast())")
             do {
                 try await conn.write(line)
-                let echo = try await conn.readString(until: "\n", timeout: .seconds(10))
-                say("Receive [\(peer)] -> \(echo.dropLast())")
-                guard echo == line else {
-                    say("Echo data mismatch! [\(peer)] sent \(line.debugDescription), got \(echo.debugDescription)")
+                // The bytes kept: a mismatch quotes those that are not UTF-8 as they came.
+                let echo = try await conn.read(until: "\n", timeout: .seconds(10))
+                let text = String(buffer: echo)
+                say("Receive [\(peer)] -> \(text.dropLast())")
+                guard text == line else {
+                    say("Echo data mismatch! [\(peer)] sent \(QuotedText.quoted(line.utf8)), got \(QuotedText.quoted(echo.readableBytesView))")
                     await conn.close()
                     return false
                 }

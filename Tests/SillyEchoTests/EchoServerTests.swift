@@ -1,7 +1,9 @@
 import Foundation
 import NIOCore
 import Silly
+import SillyEcho
 import SillyTestSupport
+import Synchronization
 import Testing
 
 @Suite("silly-echo end to end: the built executable, driven as a user would")
@@ -380,6 +382,26 @@ struct EchoServerTests {
         #expect(log.split(separator: "\n").filter { $0.hasPrefix("Send [") }.count == 15)
         #expect(log.split(separator: "\n").filter { $0.hasPrefix("Receive [") }.count == 15)
         #expect(log.contains("Self-test passed: every echo matched"))
+    }
+
+    @Test("a self-test client whose echo is another line says what it sent and what came, quoted as they read")
+    func selfTestMismatch() async throws {
+        // In process: the executable's --self-test runs against its own server, which echoes.
+        let listener = try await TCP.listen("127.0.0.1:0") { conn in
+            _ = try await conn.read(until: "\n")
+            var reply = ByteBuffer(string: "it's ")
+            reply.writeBytes([0xFF, UInt8(ascii: "\n")])
+            try await conn.write(reply)
+        }
+        let said = Mutex<[String]>([])
+        let passed = await SelfTest(clients: 1, messages: 1).run(against: "127.0.0.1:\(listener.port)") { line in
+            said.withLock { $0.append(line) }
+        }
+        await listener.close()
+        #expect(!passed)
+        let lines = said.withLock { $0 }
+        let mismatch = try #require(lines.first { $0.hasPrefix("Echo data mismatch!") }, "\(lines)")
+        #expect(mismatch.hasSuffix(#"\n", got "it's \xFF\n""#), "\(mismatch)")
     }
 
     @Test("--self-test refuses a server its plain-line clients cannot test, rather than fail it")
