@@ -458,6 +458,21 @@ struct EchoServerTests {
         #expect(await server.stop() == 0)
     }
 
+    @Test("the client against a server that answers another line: the reply quoted as it reads, an apostrophe as is, a byte not UTF-8 as \\xNN")
+    func clientMismatchQuoted() async throws {
+        let server = try await TCP.listen("127.0.0.1:0") { conn in
+            _ = try await conn.read(until: "\n")
+            var reply = ByteBuffer(string: "it's \"full\"\t")
+            reply.writeBytes([0xFF, UInt8(ascii: "\n")])
+            try await conn.write(reply)
+        }
+        let client = try ServerProcess(["client", "127.0.0.1:\(server.port)"], addPort: false)
+        let status = await client.exitStatus()
+        await server.close()
+        #expect(status == 1)
+        #expect(client.errorLog.contains(#"the reply is not the line sent: "it's \"full\"\t\xFF" "#), "\(client.errorLog)")
+    }
+
     @Test("the client against a server that closes without answering: one 'Receive failed' line, non-zero status")
     func clientUnanswered() async throws {
         let mute = try await TCP.listen("127.0.0.1:0") { conn in
