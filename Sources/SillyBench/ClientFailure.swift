@@ -1,3 +1,6 @@
+import NIOCore
+import Silly
+
 /// What stopped one client: the kind of failure, and for a mismatch what came instead.
 ///
 /// Two parts because what came is often the client's own line (cut short, corrupted), different
@@ -7,12 +10,18 @@ struct ClientFailure: Sendable {
     /// The kind of failure, without anything particular to the client:
     /// `connect: connection refused: 127.0.0.1:9999`, `mismatch: an echo came back different`.
     var kind: String
-    /// What came instead of the echo, quoted (``ReceivedText``); `nil` when nothing did.
+    /// What came instead of the echo, quoted (``quoted(_:)``); `nil` when nothing did.
     var received: String?
 
     init(_ kind: String, received: String? = nil) {
         self.kind = kind
         self.received = received
+    }
+
+    /// What came, quoted for ``received`` as it reads: its first 60 bytes, enough to recognise
+    /// a server's refusal on one line of the report.
+    static func quoted(_ bytes: ByteBuffer) -> String {
+        QuotedText.quoted(bytes.readableBytesView, limit: 60)
     }
 }
 

@@ -179,7 +179,7 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
             self.result.errors.mismatch += 1
             self.result.failure = ClientFailure(
                 "mismatch: bytes after the last echo",
-                received: "\(ReceivedText.quoted(bytes)) (\(extra) \(extra == 1 ? "byte" : "bytes"))")
+                received: "\(ClientFailure.quoted(bytes)) (\(extra) \(extra == 1 ? "byte" : "bytes"))")
         }
         self.finish()
     }
@@ -204,7 +204,7 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
                 if case .success(var rest)? = self.connection.tryRead(count: self.connection.unreadBytesOnLoop, notifying: self) {
                     shown.writeBuffer(&rest)
                 }
-                self.result.failure = ClientFailure("mismatch: an echo came back different", received: ReceivedText.quoted(shown))
+                self.result.failure = ClientFailure("mismatch: an echo came back different", received: ClientFailure.quoted(shown))
                 return false
             }
             let depth = self.sentAt.count
@@ -229,7 +229,7 @@ private final class ClientDriver: TCPReadHandler, @unchecked Sendable {
                 shown = rest
             }
             self.result.failure = ClientFailure(
-                "mismatch: an echo cut short by the end of the stream", received: ReceivedText.quoted(shown))
+                "mismatch: an echo cut short by the end of the stream", received: ClientFailure.quoted(shown))
             return false
         case .failure(let error):
             switch error {

@@ -48,10 +48,12 @@ public struct SelfTest: Sendable {
             say("Send [\(peer)] -> \(line.dropLast())")
             do {
                 try await conn.write(line)
-                let echo = try await conn.readString(until: "\n", timeout: .seconds(10))
-                say("Receive [\(peer)] -> \(echo.dropLast())")
-                guard echo == line else {
-                    say("Echo data mismatch! [\(peer)] sent \(line.debugDescription), got \(echo.debugDescription)")
+                // The bytes kept: a mismatch quotes those that are not UTF-8 as they came.
+                let echo = try await conn.read(until: "\n", timeout: .seconds(10))
+                let text = String(buffer: echo)
+                say("Receive [\(peer)] -> \(text.dropLast())")
+                guard text == line else {
+                    say("Echo data mismatch! [\(peer)] sent \(QuotedText.quoted(line.utf8)), got \(QuotedText.quoted(echo.readableBytesView))")
                     await conn.close()
                     return false
                 }
@@ -77,8 +79,9 @@ public enum EchoClient {
     public enum Failure: Error {
         case connect(SillyError)
         case exchange(SillyError)
-        /// The line that came back is not the one sent (without its newline).
-        case mismatch(String)
+        /// The line that came back, not the one sent (without its newline): its bytes, so that
+        /// a message can quote those that are not UTF-8.
+        case mismatch(ByteBuffer)
     }
 
     /// Sends `message` and a newline to `address`; returns the echoed line (without its newline),
@@ -91,19 +94,20 @@ public enum EchoClient {
             throw .connect(error)
         }
         say("Connected to server: \(conn.remoteAddress?.description ?? address)")
-        let echo: String
+        var echo: ByteBuffer
         do {
             try await conn.write(message + "\n")
-            echo = try await conn.readString(until: "\n", timeout: .seconds(10))
+            echo = try await conn.read(until: "\n", timeout: .seconds(10))
         } catch {
             say("Receive failed: \(error)")
             await conn.close()
             throw .exchange(error)
         }
-        let reply = echo.hasSuffix("\n") ? String(echo.dropLast()) : echo
+        if echo.readableBytesView.last == UInt8(ascii: "\n") { echo.moveWriterIndex(to: echo.writerIndex - 1) }
+        let reply = String(buffer: echo)
         say("Received echo: \(reply)")
         await conn.close()
-        guard reply == message else { throw .mismatch(reply) }
+        guard reply == message else { throw .mismatch(echo) }
         return reply
     }
 }

@@ -342,7 +342,7 @@ struct ClientCommand: AsyncParsableCommand {
         } catch .exchange {
             throw ExitCode.failure  // said already, on the tutorial's "Receive failed" line
         } catch .mismatch(let reply) {
-            printError("silly-echo client: the reply is not the line sent: \(reply.debugDescription) (a --mode command server greets first)")
+            printError("silly-echo client: the reply is not the line sent: \(QuotedText.quoted(reply.readableBytesView)) (a --mode command server greets first)")
             throw ExitCode.failure
         }
     }

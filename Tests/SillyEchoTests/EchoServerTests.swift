@@ -1,7 +1,9 @@
 import Foundation
 import NIOCore
 import Silly
+import SillyEcho
 import SillyTestSupport
+import Synchronization
 import Testing
 
 @Suite("silly-echo end to end: the built executable, driven as a user would")
@@ -382,6 +384,26 @@ struct EchoServerTests {
         #expect(log.contains("Self-test passed: every echo matched"))
     }
 
+    @Test("a self-test client whose echo is another line says what it sent and what came, quoted as they read")
+    func selfTestMismatch() async throws {
+        // In process: the executable's --self-test runs against its own server, which echoes.
+        let listener = try await TCP.listen("127.0.0.1:0") { conn in
+            _ = try await conn.read(until: "\n")
+            var reply = ByteBuffer(string: "it's ")
+            reply.writeBytes([0xFF, UInt8(ascii: "\n")])
+            try await conn.write(reply)
+        }
+        let said = Mutex<[String]>([])
+        let passed = await SelfTest(clients: 1, messages: 1).run(against: "127.0.0.1:\(listener.port)") { line in
+            said.withLock { $0.append(line) }
+        }
+        await listener.close()
+        #expect(!passed)
+        let lines = said.withLock { $0 }
+        let mismatch = try #require(lines.first { $0.hasPrefix("Echo data mismatch!") }, "\(lines)")
+        #expect(mismatch.hasSuffix(#"\n", got "it's \xFF\n""#), "\(mismatch)")
+    }
+
     @Test("--self-test refuses a server its plain-line clients cannot test, rather than fail it")
     func selfTestRefusals() async throws {
         for (arguments, message) in [(["--mode", "command"], "cannot test --mode command"),
@@ -434,6 +456,21 @@ struct EchoServerTests {
         #expect(client.log.contains("Received echo: Welcome to Silly Echo Server!"))
         #expect(client.errorLog.contains("the reply is not the line sent: \"Welcome to Silly Echo Server!\""), "\(client.errorLog)")
         #expect(await server.stop() == 0)
+    }
+
+    @Test("the client against a server that answers another line: the reply quoted as it reads, an apostrophe as is, a byte not UTF-8 as \\xNN")
+    func clientMismatchQuoted() async throws {
+        let server = try await TCP.listen("127.0.0.1:0") { conn in
+            _ = try await conn.read(until: "\n")
+            var reply = ByteBuffer(string: "it's \"full\"\t")
+            reply.writeBytes([0xFF, UInt8(ascii: "\n")])
+            try await conn.write(reply)
+        }
+        let client = try ServerProcess(["client", "127.0.0.1:\(server.port)"], addPort: false)
+        let status = await client.exitStatus()
+        await server.close()
+        #expect(status == 1)
+        #expect(client.errorLog.contains(#"the reply is not the line sent: "it's \"full\"\t\xFF" "#), "\(client.errorLog)")
     }
 
     @Test("the client against a server that closes without answering: one 'Receive failed' line, non-zero status")

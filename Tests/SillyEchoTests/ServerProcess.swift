@@ -22,10 +22,10 @@ final class ServerProcess: Sendable {
     private let output = TextBuffer()
     private let errors = TextBuffer()
 
-    /// Starts `silly-echo` with `arguments` (an `--addr` on port 0 is added unless given).
     /// A scratch folder (a test's script) removed with this object.
     private let scratch: URL?
 
+    /// Starts `silly-echo` with `arguments` (an `--addr` on port 0 is added unless given).
     /// With `mergingErrors`, standard error goes to ``log`` too, interleaved as on a terminal.
     init(
         _ arguments: [String], addPort: Bool = true, executable: String = sillyEchoPath, removing scratch: URL? = nil,

@@ -75,5 +75,7 @@ public struct Delimiter: Sendable, Hashable, ExpressibleByStringLiteral, CustomS
         return Swift.withUnsafeBytes(of: &packed) { body(UnsafeRawBufferPointer(rebasing: $0.prefix(self.count))) }
     }
 
-    public var description: String { String(decoding: self.bytes, as: UTF8.self).debugDescription }
+    /// The bytes in double quotes as they read (`"\r\n"`, `"it's"`, `"\xFF"`), for a message
+    /// or a failed expectation that names the delimiter.
+    public var description: String { self.withUnsafeBytes { QuotedText.quoted($0) } }
 }
