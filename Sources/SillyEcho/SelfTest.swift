@@ -52,7 +52,9 @@ public struct SelfTest: Sendable {
                 let echo = try await conn.read(until: "\n", timeout: .seconds(10))
                 let text = String(buffer: echo)
                 say("Receive [\(peer)] -> \(text.dropLast())")
-                guard text == line else {
+                // Bytes, not Strings: String equality is Unicode's (an NFD echo of an NFC line, or
+                // U+FFFD for a byte that is not UTF-8, would pass).
+                guard echo.readableBytesView.elementsEqual(line.utf8) else {
                     say("Echo data mismatch! [\(peer)] sent \(QuotedText.quoted(line.utf8)), got \(QuotedText.quoted(echo.readableBytesView))")
                     await conn.close()
                     return false
@@ -107,7 +109,8 @@ public enum EchoClient {
         let reply = String(buffer: echo)
         say("Received echo: \(reply)")
         await conn.close()
-        guard reply == message else { throw .mismatch(echo) }
+        // Bytes, not Strings: String equality is Unicode's.
+        guard echo.readableBytesView.elementsEqual(message.utf8) else { throw .mismatch(echo) }
         return reply
     }
 }

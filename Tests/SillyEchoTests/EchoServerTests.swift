@@ -473,6 +473,19 @@ struct EchoServerTests {
         #expect(client.errorLog.contains(#"the reply is not the line sent: "it's \"full\"\t\xFF" "#), "\(client.errorLog)")
     }
 
+    @Test("the client compares bytes, not Strings: an echo that is the same text in another Unicode form is a mismatch")
+    func clientComparesBytes() async throws {
+        let server = try await TCP.listen("127.0.0.1:0") { conn in
+            _ = try await conn.read(until: "\n")
+            try await conn.write("cafe\u{301}\n")  // decomposed: the same String, other bytes
+        }
+        let client = try ServerProcess(["client", "127.0.0.1:\(server.port)", "--message", "caf\u{E9}"], addPort: false)
+        let status = await client.exitStatus()
+        await server.close()
+        #expect(status == 1, "\(client.log)")
+        #expect(client.errorLog.contains("the reply is not the line sent"), "\(client.errorLog)")
+    }
+
     @Test("the client against a server that closes without answering: one 'Receive failed' line, non-zero status")
     func clientUnanswered() async throws {
         let mute = try await TCP.listen("127.0.0.1:0") { conn in
