@@ -151,9 +151,9 @@ private final class TurnAwayWhenFull: ChannelInboundHandler {
 }
 
 /// Answers one HTTP/1 request at a time: `GET /metrics` (or `HEAD`), 404 elsewhere, 405 for
-/// other methods; closes a connection quiet for ``PrometheusEndpoint/idleTimeout``, one whose
-/// request could not be parsed (after SwiftNIO's 400 answer), and one whose unread answers pass
-/// ``maxUnsentBytes``.
+/// other methods; closes a connection quiet for ``PrometheusEndpoint/idleTimeout`` and one whose
+/// unread answers pass ``maxUnsentBytes``; ends one whose request could not be parsed with a FIN
+/// after SwiftNIO's 400 answer.
 private final class MetricsRequestHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
