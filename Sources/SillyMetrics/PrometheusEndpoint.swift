@@ -23,14 +23,15 @@ public final class PrometheusEndpoint: Service, Sendable {
     private let logger: Logger
     /// The most connections served at once; more are answered 503 and closed.
     public let maxConnections: Int
-    /// How long a metrics connection may sit with nothing read or written before it is closed.
+    /// How long a metrics connection may go without a whole request, from its start or from the
+    /// last answer, before it is closed: a client trickling a request's bytes is closed too.
     public let idleTimeout: Duration
 
     /// An endpoint for `registry`; `beforeScrape` runs before each scrape, to bring counters
     /// that are published in batches up to date. A scraper needs one connection: beyond
     /// `maxConnections` open at once (clients that connect and sit, say), a new one is answered
-    /// `503 Service Unavailable` and closed, so the endpoint cannot take the descriptors the
-    /// server beside it needs.
+    /// `503 Service Unavailable` and closed within 2 s, so the endpoint
+    /// cannot take the descriptors the server beside it needs. `maxConnections` must be positive.
     public init(
         address: String,
         registry: PrometheusCollectorRegistry,
@@ -69,20 +70,22 @@ public final class PrometheusEndpoint: Service, Sendable {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        // A scraper that goes quiet (or never finishes its request) is closed.
-                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: idleTimeout))
                         guard open.admit() else {
-                            logger.warning("Metrics endpoint full: \(open.limit) connections open; \(Endpoint(channel.remoteAddress)?.description ?? "?") turned away")
+                            if open.firstRefusal() {
+                                logger.warning("Metrics endpoint full: \(open.limit) connections open; turning new ones away (\(Endpoint(channel.remoteAddress)?.description ?? "?") first)")
+                            }
                             try channel.pipeline.syncOperations.addHandler(TurnAwayWhenFull())
                             return
                         }
                         channel.closeFuture.whenComplete { _ in open.release() }
+                        // A scraper that goes quiet, or reads no answers, is closed.
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: idleTimeout))
                         // A client that sends requests and reads no answer is read no further
                         // while its answers wait (and closed if they pile up: see `respond`).
                         try channel.pipeline.syncOperations.addHandler(BackPressureHandler())
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                         try channel.pipeline.syncOperations.addHandler(
-                            MetricsRequestHandler(registry: registry, beforeScrape: beforeScrape)
+                            MetricsRequestHandler(registry: registry, requestTimeout: idleTimeout, beforeScrape: beforeScrape)
                         )
                     }
                 }
@@ -105,6 +108,8 @@ public final class PrometheusEndpoint: Service, Sendable {
 private final class OpenConnections: Sendable {
     let limit: Int
     private let count = Atomic(0)
+    /// A refusal was logged since the endpoint was last below its limit.
+    private let refusing = Atomic(false)
 
     init(limit: Int) {
         self.limit = limit
@@ -119,12 +124,20 @@ private final class OpenConnections: Sendable {
 
     func release() {
         self.count.subtract(1, ordering: .relaxed)
+        self.refusing.store(false, ordering: .relaxed)
+    }
+
+    /// Whether this refusal is the first since the endpoint was last below its limit: one log
+    /// line per time it fills, not one per client turned away.
+    func firstRefusal() -> Bool {
+        !self.refusing.exchange(true, ordering: .relaxed)
     }
 }
 
 /// Answers a connection beyond ``PrometheusEndpoint/maxConnections`` with 503, whatever it
-/// asks, then ends it as a malformed request's is: a FIN after the answer, and the client's
-/// close (or the idle timeout) closes the socket, so no reset destroys the answer.
+/// asks, then a FIN, and closes it when the client closes, or after ``linger`` whatever it
+/// sends: closed at once, a client's unread request would make the socket answer with a reset,
+/// which can destroy the 503; held longer, clients turned away would hold descriptors.
 private final class TurnAwayWhenFull: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -133,38 +146,59 @@ private final class TurnAwayWhenFull: ChannelInboundHandler {
     static let answer = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
         + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\nRetry-After: 1\r\n\r\n\(body)"
 
+    /// How long a client turned away has to read the 503 and close.
+    static let linger = TimeAmount.seconds(2)
+
     func channelActive(context: ChannelHandlerContext) {
         context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: Self.answer)), promise: nil)
         context.close(mode: .output, promise: nil)
+        let channel = context.channel
+        let deadline = context.eventLoop.scheduleTask(in: Self.linger) { channel.close(promise: nil) }
+        channel.closeFuture.whenComplete { _ in deadline.cancel() }
         context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
-        }
-    }
-
     func errorCaught(context: ChannelHandlerContext, error: any Error) {}
 }
 
 /// Answers one HTTP/1 request at a time: `GET /metrics` (or `HEAD`), 404 elsewhere, 405 for
-/// other methods; closes a connection quiet for ``PrometheusEndpoint/idleTimeout`` and one whose
-/// unread answers pass ``maxUnsentBytes``; ends one whose request could not be parsed with a FIN
-/// after SwiftNIO's 400 answer.
+/// other methods; closes a connection quiet for ``PrometheusEndpoint/idleTimeout``, one with no
+/// whole request within `requestTimeout` of its start or of the last answer (bytes trickled in
+/// do not put that off: a connection is a place of the endpoint's few), and one whose unread
+/// answers pass ``maxUnsentBytes``; ends one whose request could not be parsed with a FIN after
+/// SwiftNIO's 400 answer.
 private final class MetricsRequestHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let registry: PrometheusCollectorRegistry
+    private let requestTimeout: TimeAmount
     private let beforeScrape: @Sendable () -> Void
     private var request: HTTPRequestHead?
+    private var requestDeadline: Scheduled<Void>?
 
-    init(registry: PrometheusCollectorRegistry, beforeScrape: @escaping @Sendable () -> Void) {
+    init(registry: PrometheusCollectorRegistry, requestTimeout: TimeAmount, beforeScrape: @escaping @Sendable () -> Void) {
         self.registry = registry
+        self.requestTimeout = requestTimeout
         self.beforeScrape = beforeScrape
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.armRequestDeadline(context: context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.requestDeadline?.cancel()
+        self.requestDeadline = nil
+    }
+
+    /// Gives the next request `requestTimeout` from now to be whole.
+    private func armRequestDeadline(context: ChannelHandlerContext) {
+        self.requestDeadline?.cancel()
+        let channel = context.channel
+        self.requestDeadline = context.eventLoop.scheduleTask(in: self.requestTimeout) { channel.close(promise: nil) }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -198,6 +232,7 @@ private final class MetricsRequestHandler: ChannelInboundHandler {
         case .end:
             guard let head = self.request.take() else { return }
             self.respond(to: head, context: context)
+            self.armRequestDeadline(context: context)
         }
     }
 

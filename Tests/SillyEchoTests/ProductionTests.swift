@@ -4,6 +4,7 @@ import Prometheus
 import Silly
 import SillyMetrics
 import SillyTestSupport
+import Synchronization
 import Testing
 
 /// `GET /metrics` over a plain TCP connection; the samples by `name{labels}`.
@@ -274,6 +275,66 @@ struct ProductionTests {
         var status = ""
         #expect(await eventually { status = (try? await scrape(address).status) ?? ""; return status == "HTTP/1.1 200 OK" }, "\(status)")
         for conn in held { await conn.close() }
+    }
+
+    @Test("a metrics client that trickles a request's bytes is closed once idleTimeout passes without a whole request")
+    func metricsRequestTrickled() async throws {
+        let address = "127.0.0.1:\(RawSocket.freePortBelowEphemeralRange())"
+        let endpoint = PrometheusEndpoint(address: address, registry: PrometheusCollectorRegistry(), idleTimeout: .seconds(1))
+        let serving = Task { try await endpoint.run() }
+        defer { serving.cancel() }
+        var connected: TCPConnection?
+        #expect(await eventually { connected = try? await TCP.connect(address); return connected != nil })
+        let client = try #require(connected)
+        try await client.write("GET /metrics HTTP/1.1\r\nX-Slow: ")
+        // A byte every 100 ms: before, each one put the idle timeout off, and the connection
+        // held one of the endpoint's places for as long as the client liked.
+        let ended = Mutex(false)
+        let reader = Task {
+            // Longer than the trickle goes on: only the endpoint's close ends this read in time.
+            _ = try? await client.readToEnd(timeout: programPatience)
+            ended.withLock { $0 = true }
+        }
+        let start = ContinuousClock.now
+        while !ended.withLock({ $0 }) && ContinuousClock.now - start < patience {
+            try? await client.write("a")
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(ended.withLock { $0 }, "served a trickling request for \(patience)")
+        await reader.value
+        await client.close()
+    }
+
+    @Test("a client turned away by a full metrics endpoint is closed within seconds, however it goes on sending")
+    func metricsTurnedAwayClosed() async throws {
+        let address = "127.0.0.1:\(RawSocket.freePortBelowEphemeralRange())"
+        let endpoint = PrometheusEndpoint(
+            address: address, registry: PrometheusCollectorRegistry(), maxConnections: 1, idleTimeout: .seconds(600))
+        let serving = Task { try await endpoint.run() }
+        defer { serving.cancel() }
+        var connected: TCPConnection?
+        #expect(await eventually { connected = try? await TCP.connect(address); return connected != nil })
+        let held = try #require(connected)
+        try await held.write("HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(String(buffer: try await held.read(until: "\r\n\r\n", timeout: patience)).hasPrefix("HTTP/1.1 200 OK\r\n"))
+        let turnedAway = try await TCP.connect(address)
+        #expect(String(buffer: try await turnedAway.readToEnd()).hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"))
+        // It keeps sending after the 503 and the FIN: once the endpoint has closed its socket
+        // (before: never, each byte putting the idle timeout off), the kernel answers with a
+        // reset, and a write fails.
+        var failure: SillyError?
+        let start = ContinuousClock.now
+        while failure == nil && ContinuousClock.now - start < patience {
+            do throws(SillyError) {
+                try await turnedAway.write("more")
+            } catch {
+                failure = error
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(failure != nil, "a turned-away client still held a socket after \(patience)")
+        await turnedAway.close()
+        await held.close()
     }
 
     @Test("a metrics client that pipelines requests and reads no answer cannot grow the server's memory")
