@@ -266,10 +266,12 @@ private final class MetricsRequestHandler: ChannelInboundHandler {
         if head.method != .HEAD {
             context.write(self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
-        let sent = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
         if !keepAlive {
-            let channel = context.channel
-            sent.whenComplete { _ in channel.close(promise: nil) }
+            // As after a 400: a FIN once the answer is sent (SwiftNIO's output close waits for
+            // it), not a close that bytes the client sent after its request would turn into a
+            // reset; the client's close, or the request deadline, ends the connection.
+            context.close(mode: .output, promise: nil)
         }
     }
 }

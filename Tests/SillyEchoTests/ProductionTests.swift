@@ -241,6 +241,22 @@ struct ProductionTests {
         #expect(await server.stop() == 0)
     }
 
+    @Test("a 'Connection: close' scrape with more bytes behind it: the whole answer arrives, then a clean end, not a reset")
+    func metricsConnectionCloseThenMore() async throws {
+        let server = try ServerProcess(["--metrics-addr", "127.0.0.1:0"])
+        let metrics = try await metricsAddress(of: server)
+        let client = try await TCP.connect(metrics)
+        var request = ByteBuffer(string: "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        request.writeRepeatingByte(UInt8(ascii: "x"), count: 256 * 1024)
+        try await client.write(request)
+        // Before: closed once the answer was written, with those bytes unread: a reset.
+        let answer = String(buffer: try await client.readToEnd())
+        #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(answer.prefix(200))")
+        #expect(answer.contains("silly_echo_connections_open"))
+        await client.close()
+        #expect(await server.stop() == 0)
+    }
+
     @Test("a metrics endpoint serves maxConnections at once; the next is answered 503 and closed cleanly; a freed place is taken again")
     func metricsConnectionLimit() async throws {
         // In process, with a small limit and an idle timeout no test-suite load reaches: the
