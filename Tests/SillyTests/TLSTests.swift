@@ -98,25 +98,6 @@ struct TLSTests {
         await listener.close()
     }
 
-    @Test("shutdownOutput() before the handshake is done: the client gets the reply, if any, then the end, and can still send",
-          arguments: ["greetings, and that is all\n", ""])
-    func shutdownOutputBeforeHandshake(reply: String) async throws {
-        let lines = Mailbox<String>()
-        let listener = try await TCP.listen("127.0.0.1:0", tls: self.serverTLS) { conn in
-            // At once: the handler starts while the client's handshake is still under way.
-            if !reply.isEmpty { try await conn.write(reply) }
-            await conn.shutdownOutput()
-            lines.send(String(buffer: try await conn.read(until: "\n")))
-        }
-        let client = try await TCP.connect("127.0.0.1:\(listener.port)", tls: try .client(verifyCertificate: false))
-        // Before: NIOSSLHandler sent the output close straight to the socket, cutting the handshake.
-        #expect(String(buffer: try await client.readToEnd()) == reply)
-        try await client.write("still heard\n")
-        #expect(await lines.next() == "still heard\n")
-        await client.close()
-        await listener.close()
-    }
-
     @Test("a client's shutdownOutput() at once after connecting: the server reads its line, then the end, and replies")
     func clientShutdownOutputAtOnce() async throws {
         let listener = try await TCP.listen("127.0.0.1:0", tls: self.serverTLS) { conn in
