@@ -224,58 +224,62 @@ struct ProductionTests {
         #expect(await server.stop() == 0)
     }
 
-    @Test("a malformed metrics request with more bytes behind it: the 400 arrives, then a clean end, not a reset")
-    func metricsMalformedRequestThenMore() async throws {
+    @Test("a request with more bytes behind it, malformed or 'Connection: close': the answer arrives, then a clean end, not a reset",
+          arguments: [
+            ("\u{0}garbage\r\n\r\n", "HTTP/1.1 400 Bad Request\r\n", "onnection: close"),
+            ("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "HTTP/1.1 200 OK\r\n", "silly_echo_connections_open"),
+          ])
+    func metricsAnswerThenMore(request: String, status: String, content: String) async throws {
         let server = try ServerProcess(["--metrics-addr", "127.0.0.1:0"])
         let metrics = try await metricsAddress(of: server)
         let client = try await TCP.connect(metrics)
-        // More than the server reads before it answers: closed at once, its socket would still
-        // hold some, and answer with a reset (before: readToEnd failed with connectionReset).
-        var request = ByteBuffer(string: "\u{0}garbage\r\n\r\n")
-        request.writeRepeatingByte(UInt8(ascii: "x"), count: 256 * 1024)
-        try await client.write(request)
+        // More than the server reads before it answers: closed once the answer was written, its
+        // socket would still hold some, and answer with a reset (before: readToEnd failed with
+        // connectionReset).
+        var bytes = ByteBuffer(string: request)
+        bytes.writeRepeatingByte(UInt8(ascii: "x"), count: 256 * 1024)
+        try await client.write(bytes)
         let answer = String(buffer: try await client.readToEnd())
-        #expect(answer.hasPrefix("HTTP/1.1 400 Bad Request\r\n"), "\(answer.prefix(200))")
+        #expect(answer.hasPrefix(status), "\(answer.prefix(200))")
+        #expect(answer.contains(content), "\(answer.prefix(400))")
         await client.close()
         #expect(try await scrape(metrics).status == "HTTP/1.1 200 OK")
         #expect(await server.stop() == 0)
     }
 
-    @Test("a 'Connection: close' scrape with more bytes behind it: the whole answer arrives, then a clean end, not a reset")
-    func metricsConnectionCloseThenMore() async throws {
-        let server = try ServerProcess(["--metrics-addr", "127.0.0.1:0"])
-        let metrics = try await metricsAddress(of: server)
-        let client = try await TCP.connect(metrics)
-        var request = ByteBuffer(string: "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        request.writeRepeatingByte(UInt8(ascii: "x"), count: 256 * 1024)
-        try await client.write(request)
-        // Before: closed once the answer was written, with those bytes unread: a reset.
-        let answer = String(buffer: try await client.readToEnd())
-        #expect(answer.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(answer.prefix(200))")
-        #expect(answer.contains("silly_echo_connections_open"))
-        await client.close()
-        #expect(await server.stop() == 0)
+    /// A `PrometheusEndpoint` run in this process on a free port, and a first connection to
+    /// it once it listens; cancel `serving` to stop it.
+    private static func startEndpoint(
+        maxConnections: Int = 64, idleTimeout: Duration
+    ) async throws -> (address: String, serving: Task<Void, any Error>, first: TCPConnection) {
+        let address = "127.0.0.1:\(RawSocket.freePortBelowEphemeralRange())"
+        let endpoint = PrometheusEndpoint(
+            address: address, registry: PrometheusCollectorRegistry(), maxConnections: maxConnections, idleTimeout: idleTimeout)
+        let serving = Task { try await endpoint.run() }
+        var first: TCPConnection?
+        #expect(await eventually { first = try? await TCP.connect(address); return first != nil })
+        guard let first else {
+            serving.cancel()
+            throw SillyError.connectionRefused(address)
+        }
+        return (address, serving, first)
+    }
+
+    /// A HEAD on `conn`, its answer's head: an answer means the connection was admitted.
+    private static func head(_ conn: TCPConnection) async throws -> String {
+        try await conn.write("HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        return String(buffer: try await conn.read(until: "\r\n\r\n", timeout: patience))
     }
 
     @Test("a metrics endpoint serves maxConnections at once; the next is answered 503 and closed cleanly; a freed place is taken again")
     func metricsConnectionLimit() async throws {
-        // In process, with a small limit and an idle timeout no test-suite load reaches: the
-        // places must stay taken while the test connects past them.
-        let address = "127.0.0.1:\(RawSocket.freePortBelowEphemeralRange())"
-        let endpoint = PrometheusEndpoint(
-            address: address, registry: PrometheusCollectorRegistry(), maxConnections: 2, idleTimeout: .seconds(600))
-        let serving = Task { try await endpoint.run() }
+        // A small limit, and an idle timeout no test-suite load reaches: the places must stay
+        // taken while the test connects past them.
+        let (address, serving, first) = try await Self.startEndpoint(maxConnections: 2, idleTimeout: .seconds(600))
         defer { serving.cancel() }
-        /// A HEAD on `conn`, answered: the connection was admitted and is being served.
-        func head(_ conn: TCPConnection) async throws -> String {
-            try await conn.write("HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            return String(buffer: try await conn.read(until: "\r\n\r\n", timeout: patience))
-        }
-        var first: TCPConnection?
-        #expect(await eventually { first = try? await TCP.connect(address); return first != nil })
-        var held = [try #require(first), try await TCP.connect(address)]
+        var held = [first, try await TCP.connect(address)]
         for conn in held {
-            #expect(try await head(conn).hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(try await Self.head(conn).hasPrefix("HTTP/1.1 200 OK\r\n"))
         }
         let turnedAway = try await TCP.connect(address)
         try await turnedAway.write("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -285,7 +289,7 @@ struct ProductionTests {
         await turnedAway.close()
         // The connections admitted are still served.
         for conn in held {
-            #expect(try await head(conn).hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(try await Self.head(conn).hasPrefix("HTTP/1.1 200 OK\r\n"))
         }
         await held.removeLast().close()
         var status = ""
@@ -295,13 +299,8 @@ struct ProductionTests {
 
     @Test("a metrics client that trickles a request's bytes is closed once idleTimeout passes without a whole request")
     func metricsRequestTrickled() async throws {
-        let address = "127.0.0.1:\(RawSocket.freePortBelowEphemeralRange())"
-        let endpoint = PrometheusEndpoint(address: address, registry: PrometheusCollectorRegistry(), idleTimeout: .seconds(1))
-        let serving = Task { try await endpoint.run() }
+        let (_, serving, client) = try await Self.startEndpoint(idleTimeout: .seconds(1))
         defer { serving.cancel() }
-        var connected: TCPConnection?
-        #expect(await eventually { connected = try? await TCP.connect(address); return connected != nil })
-        let client = try #require(connected)
         try await client.write("GET /metrics HTTP/1.1\r\nX-Slow: ")
         // A byte every 100 ms: before, each one put the idle timeout off, and the connection
         // held one of the endpoint's places for as long as the client liked.
@@ -323,16 +322,9 @@ struct ProductionTests {
 
     @Test("a client turned away by a full metrics endpoint is closed within seconds, however it goes on sending")
     func metricsTurnedAwayClosed() async throws {
-        let address = "127.0.0.1:\(RawSocket.freePortBelowEphemeralRange())"
-        let endpoint = PrometheusEndpoint(
-            address: address, registry: PrometheusCollectorRegistry(), maxConnections: 1, idleTimeout: .seconds(600))
-        let serving = Task { try await endpoint.run() }
+        let (address, serving, held) = try await Self.startEndpoint(maxConnections: 1, idleTimeout: .seconds(600))
         defer { serving.cancel() }
-        var connected: TCPConnection?
-        #expect(await eventually { connected = try? await TCP.connect(address); return connected != nil })
-        let held = try #require(connected)
-        try await held.write("HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        #expect(String(buffer: try await held.read(until: "\r\n\r\n", timeout: patience)).hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(try await Self.head(held).hasPrefix("HTTP/1.1 200 OK\r\n"))
         let turnedAway = try await TCP.connect(address)
         #expect(String(buffer: try await turnedAway.readToEnd()).hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"))
         // It keeps sending after the 503 and the FIN: once the endpoint has closed its socket
