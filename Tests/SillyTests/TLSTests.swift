@@ -180,6 +180,37 @@ struct TLSTests {
         await listener.close()
     }
 
+    @Test("a handler's shutdownOutput() before the handshake is done: its reply, then the end, arrive after the handshake")
+    func shutdownOutputBeforeHandshake() async throws {
+        let shutDown = Mailbox<Bool>()
+        let received = Mailbox<String>()
+        let listener = try await TCP.listen("127.0.0.1:0", tls: self.serverTLS) { conn in
+            try await conn.write("written before the handshake\n")
+            await conn.shutdownOutput()
+            shutDown.send(true)
+            received.send(try await conn.readString(until: "\n", timeout: patience))  // reading goes on
+        }
+        // A relay that holds the client's bytes until the handler has shut its output down: the
+        // handshake has certainly not begun when it does.
+        let relay = try await TCP.listen("127.0.0.1:0") { inbound in
+            let outbound = try await TCP.connect("127.0.0.1:\(listener.port)")
+            guard await shutDown.next() == true else { return }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await relayUntilEnd(from: inbound, to: outbound) }
+                group.addTask { try await relayUntilEnd(from: outbound, to: inbound) }
+                try await group.waitForAll()
+            }
+        }
+        let client = try await TCP.connect("127.0.0.1:\(relay.port)", tls: try .client(verifyCertificate: false))
+        // The reply and the end come while the handler still waits for a line.
+        #expect(String(buffer: try await client.readToEnd()) == "written before the handshake\n")
+        try await client.write("and the client's line\n")
+        #expect(await received.next() == "and the client's line\n")
+        await client.close()
+        await relay.close()
+        await listener.close()
+    }
+
     @Test("a handler that writes without ever waiting is stopped by the send queue limit over TLS too")
     func sendQueueLimit() async throws {
         var options = ConnectionOptions()
@@ -239,6 +270,20 @@ struct TLSTests {
             Issue.record("a private key was taken for a certificate")
         } catch {
             #expect("\(error)".contains(self.certificate.privateKeyFile), "\(error)")
+        }
+    }
+}
+
+/// Copies what `source` sends to `destination` until `source` ends its stream, then ends
+/// `destination`'s: one direction of a relay that passes half-closes on.
+private func relayUntilEnd(from source: TCPConnection, to destination: TCPConnection) async throws {
+    while true {
+        do throws(SillyError) {
+            try await destination.write(try await source.readAvailable(timeout: patience))
+        } catch {
+            guard error == .endOfStream else { throw error }
+            await destination.shutdownOutput()
+            return
         }
     }
 }

@@ -151,6 +151,8 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     private var sentBeforeHandshake = false
     /// `close()` was called while bytes waited for the handshake: it goes on once it is done.
     private var closeAwaitsHandshake = false
+    /// `shutdownOutput()` was called before the handshake was done: the FIN goes once it is.
+    private var finAwaitsHandshake = false
     /// Bytes written since the last flush (saturating; packed beside the flags).
     private var unflushedBytes: UInt32 = 0
     private(set) var receiveLimit: Int
@@ -408,6 +410,17 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
         self.outputShutDown = true
         // A flush that failed closed the channel (and removed the context).
         guard let context = self.context, !self.channelClosed else { return }
+        if self.handshakePending {
+            // NIOSSLHandler would pass an output close made before the handshake straight to the
+            // socket: the peer would see its handshake cut, and what was written lost.
+            self.finAwaitsHandshake = true
+            return
+        }
+        self.sendFIN(context)
+    }
+
+    /// Shuts the write side down once what was written is sent (``shutdownOutput()``).
+    private func sendFIN(_ context: ChannelHandlerContext) {
         if self.inputEnded {
             // Both sides are done. (SwiftNIO would make this a full close at once, dropping
             // bytes not yet sent: close once they are.)
@@ -436,7 +449,7 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
         self.resumeWritabilityWaiters(with: .failure(.activeClosed))
         guard !self.channelClosed, let context = self.context else { return self.channel.closeFuture }
         self.flush()
-        if self.handshakePending && self.sentBeforeHandshake {
+        if self.handshakePending && (self.sentBeforeHandshake || self.finAwaitsHandshake) {
             // Closed before the TLS handshake is done (a client turned away at once: "Server is
             // full"): what was written waits in the TLS handler, unseen by `unsentBytes`, and
             // NIOSSLHandler would pass an output close made before the handshake began straight
@@ -553,13 +566,17 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
             self.serveWaitingRead()
         } else if self.handshakePending, case TLSUserEvent.handshakeCompleted = event {
             self.handshakePending = false
-            if self.closeAwaitsHandshake {
+            if self.finAwaitsHandshake || self.closeAwaitsHandshake {
+                let sendFIN = self.finAwaitsHandshake
+                let close = self.closeAwaitsHandshake
+                self.finAwaitsHandshake = false
                 self.closeAwaitsHandshake = false
                 // After this event NIOSSLHandler sends what it held back for the handshake: the
-                // close goes on once it has.
+                // FIN, or the close, goes on once it has.
                 context.eventLoop.assumeIsolated().execute {
                     guard let context = self.context, !self.channelClosed else { return }
-                    self.closeAfterSending(context)
+                    if sendFIN { self.sendFIN(context) }
+                    if close { self.closeAfterSending(context) }
                 }
             }
         }
