@@ -5,8 +5,10 @@
 package enum QuotedText {
     /// The start of `bytes` in double quotes, as they are: only what would not read back as sent
     /// is escaped — control characters (`\n`, `\t`, `\u{1B}`: an escape sequence must not act
-    /// on the user's terminal), bytes that are not UTF-8 (`\xFF`), the double quote and the
-    /// backslash itself — and `…` follows when there are more than `limit` bytes.
+    /// on the user's terminal), invisible format characters and line separators (`\u{202E}`, a
+    /// right-to-left override, would reorder the rest of the log line), bytes that are not UTF-8
+    /// (`\xFF`), the double quote and the backslash itself — and `…` follows when there are more
+    /// than `limit` bytes.
     ///
     /// Not Swift's `debugDescription`: it escapes apostrophes too (a server's `it's` read
     /// `it\'s`), and shows bytes that are not UTF-8 as U+FFFD, hiding which bytes they were.
@@ -46,12 +48,15 @@ package enum QuotedText {
         case "\r": text += "\\r"
         case "\t": text += "\\t"
         case "\0": text += "\\0"
-        case _ where scalar.properties.generalCategory == .control:
+        case _ where Self.escapedCategories.contains(scalar.properties.generalCategory):
             text += "\\u{" + Self.hex(scalar.value, digits: 1) + "}"
         default:
             text.unicodeScalars.append(scalar)
         }
     }
+
+    /// What a terminal would act on or not show: escaped as `\u{…}`.
+    private static let escapedCategories: Set<Unicode.GeneralCategory> = [.control, .format, .lineSeparator, .paragraphSeparator]
 
     /// `value` in uppercase hexadecimal, zero-padded to `digits`.
     private static func hex(_ value: some BinaryInteger, digits: Int) -> String {
