@@ -31,7 +31,8 @@ public final class PrometheusEndpoint: Service, Sendable {
     /// that are published in batches up to date. A scraper needs one connection: beyond
     /// `maxConnections` open at once (clients that connect and sit, say), a new one is answered
     /// `503 Service Unavailable` and closed within 2 s, so the endpoint
-    /// cannot take the descriptors the server beside it needs. `maxConnections` must be positive.
+    /// cannot take the descriptors the server beside it needs. `maxConnections` and `idleTimeout`
+    /// must be positive (a zero timeout would close every connection before its request).
     public init(
         address: String,
         registry: PrometheusCollectorRegistry,
@@ -41,6 +42,7 @@ public final class PrometheusEndpoint: Service, Sendable {
         beforeScrape: @escaping @Sendable () -> Void = {}
     ) {
         precondition(maxConnections > 0, "maxConnections must be positive")
+        precondition(idleTimeout > .zero, "idleTimeout must be positive")
         self.address = address
         self.registry = registry
         self.maxConnections = maxConnections
