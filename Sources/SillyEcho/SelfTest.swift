@@ -50,11 +50,13 @@ public struct SelfTest: Sendable {
                 try await conn.write(line)
                 // The bytes kept: a mismatch quotes those that are not UTF-8 as they came.
                 let echo = try await conn.read(until: "\n", timeout: .seconds(10))
-                let text = String(buffer: echo)
-                say("Receive [\(peer)] -> \(text.dropLast())")
                 // Bytes, not Strings: String equality is Unicode's (an NFD echo of an NFC line, or
                 // U+FFFD for a byte that is not UTF-8, would pass).
-                guard echo.readableBytesView.elementsEqual(line.utf8) else {
+                let matches = echo.readableBytesView.elementsEqual(line.utf8)
+                // Printed as it came only when it is the line sent: other bytes are quoted, so
+                // that a server's escape sequences cannot act on the terminal.
+                say("Receive [\(peer)] -> \(matches ? String(line.dropLast()) : QuotedText.quoted(echo.readableBytesView))")
+                guard matches else {
                     say("Echo data mismatch! [\(peer)] sent \(QuotedText.quoted(line.utf8)), got \(QuotedText.quoted(echo.readableBytesView))")
                     await conn.close()
                     return false
@@ -106,11 +108,14 @@ public enum EchoClient {
             throw .exchange(error)
         }
         if echo.readableBytesView.last == UInt8(ascii: "\n") { echo.moveWriterIndex(to: echo.writerIndex - 1) }
-        let reply = String(buffer: echo)
-        say("Received echo: \(reply)")
         await conn.close()
-        // Bytes, not Strings: String equality is Unicode's.
-        guard echo.readableBytesView.elementsEqual(message.utf8) else { throw .mismatch(echo) }
-        return reply
+        // Bytes, not Strings: String equality is Unicode's. Another reply is quoted, so that a
+        // server's escape sequences cannot act on the terminal.
+        guard echo.readableBytesView.elementsEqual(message.utf8) else {
+            say("Received echo: \(QuotedText.quoted(echo.readableBytesView))")
+            throw .mismatch(echo)
+        }
+        say("Received echo: \(message)")
+        return message
     }
 }

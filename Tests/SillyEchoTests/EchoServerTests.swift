@@ -453,16 +453,16 @@ struct EchoServerTests {
         let client = try ServerProcess(["client", try await server.address()], addPort: false)
         let status = await client.exitStatus()
         #expect(status != nil && status != 0)
-        #expect(client.log.contains("Received echo: Welcome to Silly Echo Server!"))
+        #expect(client.log.contains(#"Received echo: "Welcome to Silly Echo Server!""#), "\(client.log)")
         #expect(client.errorLog.contains("the reply is not the line sent: \"Welcome to Silly Echo Server!\""), "\(client.errorLog)")
         #expect(await server.stop() == 0)
     }
 
-    @Test("the client against a server that answers another line: the reply quoted as it reads, an apostrophe as is, a byte not UTF-8 as \\xNN")
+    @Test("the client against a server that answers another line: the reply quoted as it reads, an apostrophe as is, a byte not UTF-8 as \\xNN, an escape sequence inert")
     func clientMismatchQuoted() async throws {
         let server = try await TCP.listen("127.0.0.1:0") { conn in
             _ = try await conn.read(until: "\n")
-            var reply = ByteBuffer(string: "it's \"full\"\t")
+            var reply = ByteBuffer(string: "\u{1B}[2Jit's \"full\"\t")
             reply.writeBytes([0xFF, UInt8(ascii: "\n")])
             try await conn.write(reply)
         }
@@ -470,7 +470,9 @@ struct EchoServerTests {
         let status = await client.exitStatus()
         await server.close()
         #expect(status == 1)
-        #expect(client.errorLog.contains(#"the reply is not the line sent: "it's \"full\"\t\xFF" "#), "\(client.errorLog)")
+        #expect(client.errorLog.contains(#"the reply is not the line sent: "\u{1B}[2Jit's \"full\"\t\xFF" "#), "\(client.errorLog)")
+        #expect(client.log.contains(#"Received echo: "\u{1B}[2Jit's \"full\"\t\xFF""#), "\(client.log)")
+        #expect(!client.log.contains("\u{1B}") && !client.errorLog.contains("\u{1B}"))
     }
 
     @Test("the client compares bytes, not Strings: an echo that is the same text in another Unicode form is a mismatch")
