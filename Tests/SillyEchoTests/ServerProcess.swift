@@ -57,7 +57,13 @@ final class ServerProcess: Sendable {
     }
 
     deinit {
-        if self.process.isRunning { self.process.terminate() }
+        if self.process.isRunning {
+            self.process.terminate()
+            // Reaped once it has exited, on a thread of its own (not left a zombie until the
+            // test run ends).
+            let process = self.process
+            Thread.detachNewThread { process.waitUntilExit() }
+        }
         if let scratch = self.scratch { try? FileManager.default.removeItem(at: scratch) }
     }
 
