@@ -61,7 +61,7 @@ public enum SillyError: Error, Sendable, Hashable, CustomStringConvertible {
         case .connectionReset: return "Connection reset by peer"
         case .timedOut: return "read timed out"
         case .lineTooLong(let limit): return "line too long: no delimiter within \(limit) bytes"
-        case .sendQueueFull(let limit): return "send queue full: more than \(limit) bytes unsent"
+        case .sendQueueFull(let limit): return "send queue full: the write would leave more than \(limit) bytes unsent"
         case .cancelled: return "cancelled"
         case .readInProgress: return "another read is already waiting on this connection"
         case .system(let code): return String(cString: strerror(code))

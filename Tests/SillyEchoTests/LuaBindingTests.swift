@@ -266,8 +266,9 @@ struct LuaBindingTests {
         #expect(!run.log.contains("never"))
     }
 
-    @Test("silly.exit sends what was written before the process ends")
-    func exitFlushes() async throws {
+    @Test("silly.exit, and os.exit too, send what was written before the process ends, with the status asked for",
+          arguments: [("silly.exit(0)", 0), ("os.exit(3)", 3), ("os.exit(false)", 1), ("os.exit(true, true)", 0)])
+    func exitFlushes(exit: String, status: Int32) async throws {
         let server = try Lua.run(source: Self.server(requires: "local silly = require \"silly\"", """
             function(conn)
                 conn:read("\\n")
@@ -275,14 +276,14 @@ struct LuaBindingTests {
                 -- Written in this turn of the loop (and under the 64 KiB that are flushed at
                 -- once): none of it has reached the socket yet.
                 print("unsent at exit:", conn:unsentbytes())
-                silly.exit(0)
+                \(exit)
             end
             """), ["127.0.0.1:0"])
         let client = try await TCP.connect(try await server.address())
         try await client.write("go\n")
         let reply = try await client.read(until: "\n", maxLength: 1 << 20, timeout: patience)
         #expect(reply.readableBytes == 32 * 1024 + 1)
-        #expect(await server.exitStatus() == 0)
+        #expect(await server.exitStatus() == status)
         #expect(server.log.contains("unsent at exit:\t\(32 * 1024 + 1)\n"), "\(server.log)")
     }
 

@@ -27,6 +27,13 @@ enum Modules {
             stack.setField(-2, name)
         }
         stack.pop()
+
+        // `os.exit` ends the process as `silly.exit` does, sending what was written first.
+        if lua_getglobal(runtime.state, "os") == LUA_TTABLE {
+            silly_pushhostfunction(runtime.state, SillyModule.osExit)
+            stack.setField(-2, "exit")
+        }
+        stack.pop()
     }
 
     private static func metatable(
