@@ -11,6 +11,17 @@ public final class RawSocket: Sendable {
         self.descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     }
 
+    private init(descriptor: Int32) {
+        self.descriptor = descriptor
+    }
+
+    /// Takes the next connection from this listening socket's queue, waiting for one; `nil` if
+    /// that failed.
+    public func accept() -> RawSocket? {
+        let connection = Glibc.accept(self.descriptor, nil, nil)
+        return connection >= 0 ? RawSocket(descriptor: connection) : nil
+    }
+
     deinit {
         close(self.descriptor)
     }

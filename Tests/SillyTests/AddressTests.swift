@@ -1,5 +1,6 @@
+import NIOCore
 import NIOPosix
-import Silly
+@testable import Silly
 import SillyTestSupport
 import Testing
 
@@ -164,6 +165,34 @@ struct AddressTests {
         }
     }
 
+    @Test("a name with two addresses whose first attempt connects after the second began: the connection is the first's, alive")
+    func lateFirstAttemptWins() async throws {
+        // Two listeners whose queues are full: their SYNs are dropped, and sent again a second later.
+        let late = try await self.unansweredListener()
+        let never = try await self.unansweredListener()
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let resolver = FixedResolver(
+            [try SocketAddress(ipAddress: "127.0.0.1", port: late.port), try SocketAddress(ipAddress: "127.0.0.1", port: never.port)],
+            on: loop)
+        let connecting = TCP.connect(
+            "two.addresses.test:\(late.port)", timeout: .seconds(60), tls: nil, options: ConnectionOptions(), on: loop,
+            attempt: nil, resolver: resolver)
+        // SwiftNIO tries the second address 250 ms after the first; only then does the first's
+        // queue free up, and the first attempt's SYN, sent again, gets through.
+        #expect(await self.socketsConnecting(toPort: never.port, become: 1))
+        let queued = await offThePool { late.fillers.map { _ in late.socket.accept() } }
+        #expect(queued.allSatisfy { $0 != nil })
+        let connection = try await connecting.get()
+        #expect(connection.remoteAddress == Endpoint(ip: "127.0.0.1", port: late.port))
+        #expect(await connection.isAlive)
+        try await connection.write("through the first\n")
+        let received = await offThePool { late.socket.accept()?.receive(count: 18) ?? [] }
+        #expect(String(decoding: received, as: UTF8.self) == "through the first\n")
+        await connection.close()
+        for filler in late.fillers + never.fillers { await filler.close() }
+        withExtendedLifetime((late.socket, never.socket)) {}
+    }
+
     @Test("a connect the server never answers fails with connectTimeout")
     func connectTimeout() async throws {
         let unanswered = try await self.unansweredListener()
@@ -213,4 +242,19 @@ struct AddressTests {
         await listener.close()
         try await group.shutdownGracefully()
     }
+}
+
+/// A host name that resolves to `addresses`, all of them IPv4, in that order.
+private struct FixedResolver: Resolver, Sendable {
+    let addresses: [SocketAddress]
+    let loop: any EventLoop
+
+    init(_ addresses: [SocketAddress], on loop: any EventLoop) {
+        self.addresses = addresses
+        self.loop = loop
+    }
+
+    func initiateAQuery(host: String, port: Int) -> EventLoopFuture<[SocketAddress]> { self.loop.makeSucceededFuture(self.addresses) }
+    func initiateAAAAQuery(host: String, port: Int) -> EventLoopFuture<[SocketAddress]> { self.loop.makeSucceededFuture([]) }
+    func cancelQueries() {}
 }

@@ -210,14 +210,16 @@ public enum TCP {
     }
 
     /// The callback-level `connect`, whose sockets `attempt` (if any) can close before it ends.
-    private static func connect(
+    /// `resolver` replaces the system's for a host name (tests: a name with two addresses).
+    static func connect(
         _ address: String,
         timeout: Duration,
         localAddress: String? = nil,
         tls: TLSOptions?,
         options: ConnectionOptions,
         on eventLoop: any EventLoop,
-        attempt: ConnectAttempt?
+        attempt: ConnectAttempt?,
+        resolver: (any Resolver & Sendable)? = nil
     ) -> EventLoopFuture<TCPConnection> {
         let target: HostAndPort
         do {
@@ -228,8 +230,11 @@ public enum TCP {
         let host = target.host ?? "127.0.0.1"
         // Kept from the initializer: a peer that resets the connection the moment it is made
         // closes the channel, and empties its pipeline, before the connect's future runs on.
-        let attached = NIOLoopBoundBox.makeEmptyBox(valueType: ConnectionEngine.self, eventLoop: eventLoop)
+        // One engine per channel: a name with several addresses gets an attempt for each
+        // (SwiftNIO's happy eyeballs), and the one that connects need not be the last begun.
+        let attached = NIOLoopBoundBox.makeEmptyBox(valueType: [ObjectIdentifier: ConnectionEngine].self, eventLoop: eventLoop)
         var bootstrap = ClientBootstrap(group: eventLoop)
+            .resolver(resolver)
             .connectTimeout(TimeAmount(saturating: timeout))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.allowRemoteHalfClosure, value: true)
@@ -239,7 +244,9 @@ public enum TCP {
                 channel.eventLoop.makeCompletedFuture {
                     if let attempt, !attempt.register(channel) { throw SillyError.cancelled }
                     let limits = ConnectionLimits(options, tls: tls != nil)
-                    attached.value = try Self.attachEngine(to: channel, limits: limits)
+                    var engines = attached.value ?? [:]
+                    engines[ObjectIdentifier(channel)] = try Self.attachEngine(to: channel, limits: limits)
+                    attached.value = engines
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(tls.clientHandler(host: host), position: .first)
                         try channel.pipeline.syncOperations.addHandler(CloseAfterPendingWrites(patience: limits.closeLinger), position: .first)
@@ -260,10 +267,11 @@ public enum TCP {
         } else {
             connected = bootstrap.connect(host: host, port: target.port)
         }
-        return connected.map { _ in
+        return connected.map { channel in
             // Connected (so the initializer ran): if the peer has reset it already, the
             // connection's reads say so.
-            let engine = attached.value!
+            let engine = attached.value![ObjectIdentifier(channel)]!
+            attached.value = nil  // the other attempts' engines go with their channels
             engine.connected()
             return TCPConnection(engine: engine)
         }.flatMapErrorThrowing { error in
