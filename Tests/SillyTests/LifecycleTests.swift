@@ -172,6 +172,35 @@ struct LifecycleTests {
         }
     }
 
+    @Test("after stopReading, what the peer sends is not read: a read that waits fails with endOfStream")
+    func stopReadingLaterBytes() async throws {
+        let results = Mailbox<Result<String, SillyError>>()
+        let stopped = Mailbox<Bool>()
+        let sent = Mailbox<Bool>()
+        try await withServer(accept: { conn in
+            results.send(.success(try await conn.readString(until: "\n")))
+            await conn.stopReading()
+            stopped.send(true)
+            // The peer's next line is on its way (and SwiftNIO has a read outstanding).
+            _ = await sent.next()
+            try? await Task.sleep(for: .milliseconds(200))
+            do {
+                results.send(.success(try await conn.readString(until: "\n", timeout: patience)))
+            } catch let error as SillyError {
+                results.send(.failure(error))
+            }
+        }) { address in
+            let client = try await TCP.connect(address)
+            try await client.write("a\n")
+            #expect(await results.next() == .success("a\n"))
+            #expect(await stopped.next() == true)
+            try await client.write("b\n")
+            sent.send(true)
+            #expect(await results.next() == .failure(.endOfStream))
+            await client.close()
+        }
+    }
+
     @Test("close() sends what was written before it")
     func closeFlushes() async throws {
         let payload = String(repeating: "0123456789abcdef", count: 64 * 1024)  // 1 MiB, more than a socket buffer

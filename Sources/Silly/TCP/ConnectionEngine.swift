@@ -552,8 +552,9 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // After `close()` the socket is still read while written bytes drain (closing with
-        // unread bytes would send a reset), but nothing is kept.
-        if self.closedLocally { return }
+        // unread bytes would send a reset), but nothing is kept. After `stopReading()` the input
+        // has ended here: what a read SwiftNIO had already asked for brings is not kept either.
+        if self.closedLocally || self.readingStopped { return }
         self.received.append(self.unwrapInboundIn(data))
         if self.pendingRead != nil {
             self.serveWaitingRead()
