@@ -9,7 +9,9 @@ public struct ConnectionOptions: Sendable {
         didSet { precondition(self.maxLineLength >= 0, "maxLineLength cannot be negative") }
     }
     /// Stop reading from the socket while this many bytes are buffered and no read is waiting,
-    /// so TCP flow control slows the peer (the tutorial framework's `conn:limit`). A waiting read
+    /// so TCP flow control slows the peer (the tutorial framework's `conn:limit`). The reads
+    /// already asked for still land: the buffer can pass the limit by up to 256 KiB (four reads
+    /// of at most 64 KiB). A waiting read
     /// always gets its bytes, whatever its size. `nil`: no limit, and a peer then fills memory
     /// with whatever a busy handler has not read yet. Cannot be negative (a precondition).
     public var receiveLimit: Int? = 1024 * 1024 {
