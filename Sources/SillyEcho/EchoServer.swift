@@ -195,12 +195,12 @@ public final class EchoServer: Service, Sendable {
     private func serveHealthCheck(_ connection: TCPConnection) async {
         let limit = self.configuration.maxConnections
         guard self.statistics.admitHealthCheck(limit: limit) else {
-            self.logger.debug("Reject health check from \(connection.remoteAddress?.description ?? "?"): server is full")
+            self.logger.debug("Reject health check from \(connection.peerName): server is full")
             try? await connection.write(Self.fullNotice(limit: limit))
             return
         }
         self.registry.insert(connection)
-        self.logger.debug("Health check from \(connection.remoteAddress?.description ?? "?")")
+        self.logger.debug("Health check from \(connection.peerName)")
         var session = EchoSession(connection: connection, server: self, counted: false)
         _ = await session.run()
         await connection.close()
@@ -221,7 +221,7 @@ public final class EchoServer: Service, Sendable {
     @inline(never)
     private func reject(_ connection: TCPConnection) async {
         let limit = self.configuration.maxConnections
-        self.logger.warning("Reject connection \(connection.remoteAddress?.description ?? "?"): server is full (\(limit) connections)")
+        self.logger.warning("Reject connection \(connection.peerName): server is full (\(limit) connections)")
         try? await connection.write(Self.fullNotice(limit: limit))
     }
 
@@ -232,7 +232,7 @@ public final class EchoServer: Service, Sendable {
 
     @inline(never)
     private func logAccept(_ connection: TCPConnection, open: Int) {
-        self.logger.info("Accept connection \(connection.remoteAddress?.description ?? "?"), connections: \(open)")
+        self.logger.info("Accept connection \(connection.peerName), connections: \(open)")
     }
 
     @inline(never)
@@ -242,7 +242,13 @@ public final class EchoServer: Service, Sendable {
         // still open when the grace period ends are closed by the server: both are the shutdown.
         let shutdown = (reason == .clientClosed || reason == .closedByServer) && self.shuttingDown.load(ordering: .relaxed)
         self.logger.info(
-            "Close connection \(connection.remoteAddress?.description ?? "?") (\(shutdown ? .serverShutdown : reason)): received \(stats.bytesReceived) bytes, sent \(stats.bytesSent) bytes, messages \(stats.messages); connections: \(remaining)"
+            "Close connection \(connection.peerName) (\(shutdown ? .serverShutdown : reason)): received \(stats.bytesReceived) bytes, sent \(stats.bytesSent) bytes, messages \(stats.messages); connections: \(remaining)"
         )
     }
+}
+
+extension TCPConnection {
+    /// The peer's address for the log; a client that reset the connection before the server
+    /// could ask the kernel for it (`getpeername`) has none left to give.
+    var peerName: String { self.remoteAddress?.description ?? "unknown peer (reset at once)" }
 }

@@ -38,7 +38,7 @@ struct EchoSession {
 
     private var configuration: EchoConfiguration { self.server.configuration }
     private var logger: Logger { self.server.logger }
-    private var peer: String { self.connection.remoteAddress?.description ?? "?" }
+    private var peer: String { self.connection.peerName }
 
     mutating func run() async -> CloseReason {
         switch self.configuration.mode {
@@ -57,7 +57,7 @@ struct EchoSession {
             } catch {
                 return self.readEnded(error)
             }
-            if let failure = await self.send(line) { return failure }
+            if let failure = await self.send(line) { return self.ended(failure, received: line) }
             self.record(received: line.readableBytes, sent: line.readableBytes)
         }
     }
@@ -78,7 +78,7 @@ struct EchoSession {
                 return self.readEnded(error)
             }
             let reply = CommandProtocol.reply(to: line)
-            if let failure = await self.send(reply.text) { return failure }
+            if let failure = await self.send(reply.text) { return self.ended(failure, received: line) }
             self.record(received: line.readableBytes, sent: reply.text.readableBytes)
             if reply.quits { return .quit }
         }
@@ -93,9 +93,16 @@ struct EchoSession {
             } catch {
                 return self.readEnded(error)
             }
-            if let failure = await self.send(chunk) { return failure }
+            if let failure = await self.send(chunk) { return self.ended(failure, received: chunk) }
             self.record(received: chunk.readableBytes, sent: chunk.readableBytes)
         }
+    }
+
+    /// A message received whose answer could not be sent: its bytes count as received (the
+    /// close line says what came), not as a message.
+    private mutating func ended(_ reason: CloseReason, received data: ByteBuffer) -> CloseReason {
+        self.record(received: data.readableBytes, sent: 0, messages: 0)
+        return reason
     }
 
     /// Counts a message for the connection's close line and the server's totals.

@@ -323,12 +323,16 @@ struct ClientCommand: AsyncParsableCommand {
     /// so the client reads it through the option group they share.
     @OptionGroup var server: ServerAddress
 
-    @Option(help: "The line to send.")
+    @Option(help: "The line to send (one line: a newline is added).")
     var message = "Hello from client"
 
     func validate() throws {
         if let address, let addressOption = self.server.addr, address != addressOption {
             throw ValidationError("two addresses given: \(address) and --addr \(addressOption)")
+        }
+        // Two lines would get two echoes, and only the first is read.
+        if self.message.utf8.contains(UInt8(ascii: "\n")) {
+            throw ValidationError("--message must be one line: it contains a newline")
         }
     }
 

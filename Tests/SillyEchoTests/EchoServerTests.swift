@@ -435,6 +435,7 @@ struct EchoServerTests {
         #expect(await byOption.exitStatus() == 0)
         #expect(byOption.log.contains("Received echo: by --addr"), "\(byOption.log)")
         try await expectUsageError(["client", address, "--addr", "127.0.0.1:1"], "two addresses given")
+        try await expectUsageError(["client", "--addr", address, "--message", "two\nlines"], "--message must be one line")
         #expect(await server.stop() == 0)
     }
 
