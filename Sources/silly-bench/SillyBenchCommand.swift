@@ -70,6 +70,10 @@ struct SillyBenchCommand: AsyncParsableCommand {
     static let maxSize = 64 << 20
     static let maxPipeline = 65536
     static let maxThreads = 256
+    /// The bytes all clients keep in flight at once (`--clients × --size × --pipeline`): each is
+    /// held in memory, in a send queue or a receive buffer, so past this a run would fail for
+    /// want of memory rather than measure anything.
+    static let maxInFlight = 4 << 30
 
     func validate() throws {
         do {
@@ -88,6 +92,12 @@ struct SillyBenchCommand: AsyncParsableCommand {
         guard self.size <= Self.maxSize else { throw ValidationError("--size must be at most \(Self.maxSize) (64 MiB)") }
         guard self.pipeline > 0 else { throw ValidationError("--pipeline must be positive") }
         guard self.pipeline <= Self.maxPipeline else { throw ValidationError("--pipeline must be at most \(Self.maxPipeline)") }
+        // (Each factor is bounded above, so the product cannot overflow.)
+        let inFlight = self.clients * self.size * self.pipeline
+        guard inFlight <= Self.maxInFlight else {
+            throw ValidationError(
+                "--clients × --size × --pipeline is \(inFlight >> 20) MiB in flight: at most \(Self.maxInFlight >> 20) MiB (each byte in flight is held in memory)")
+        }
         guard self.threads > 0 else { throw ValidationError("--threads must be positive") }
         guard self.threads <= Self.maxThreads else { throw ValidationError("--threads must be at most \(Self.maxThreads)") }
         guard self.connectTimeout.duration > .zero else { throw ValidationError("--connect-timeout must be more than 0") }

@@ -141,6 +141,9 @@ struct BenchTests {
         try await expectUsageError(["--pipeline", "1000000000000000"], "--pipeline must be at most 65536", executable: Self.bench)
         try await expectUsageError(["--threads", "5000"], "--threads must be at most 256", executable: Self.bench)
         try await expectUsageError(["--clients", "1000000000000"], "--clients must be at most 1000000", executable: Self.bench)
+        try await expectUsageError(
+            ["--clients", "100", "--size", "67108864", "--pipeline", "16"],
+            "--clients × --size × --pipeline is 102400 MiB in flight: at most 4096 MiB", executable: Self.bench)
     }
 
     @Test("a malformed --addr is a usage error naming the address (exit 64)")
