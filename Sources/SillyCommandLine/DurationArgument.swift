@@ -14,8 +14,9 @@ public struct DurationArgument: ExpressibleByArgument, Sendable {
     /// once added to the clock.
     public static let longest = Duration.seconds(100 * 365 * 24 * 3600)
 
-    /// Parses `300s`, `5m`, `500ms`, `1h` or a number of seconds; `nil` for anything else,
-    /// or for more than ``longest``.
+    /// Parses `300s`, `5m`, `500ms`, `1h` or a number of seconds (digits and a decimal point:
+    /// no sign, exponent or hexadecimal); `nil` for anything else, for more than ``longest``,
+    /// or for a positive value under a nanosecond (it would read as zero, "off" for a timeout).
     public init?(argument: String) {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
         var number = Substring(argument)
@@ -25,10 +26,12 @@ public struct DurationArgument: ExpressibleByArgument, Sendable {
             scale = factor
             break
         }
-        guard let value = Double(number), value >= 0, value.isFinite else { return nil }
+        guard number.allSatisfy({ ("0"..."9").contains($0) || $0 == "." }), let value = Double(number) else { return nil }
         let seconds = value * scale
         guard seconds <= Double(Self.longest.components.seconds) else { return nil }
-        self.duration = .nanoseconds(Int64(seconds * 1e9))
+        let nanoseconds = Int64(seconds * 1e9)
+        guard nanoseconds > 0 || value == 0 else { return nil }
+        self.duration = .nanoseconds(nanoseconds)
     }
 
     /// How `--help` shows the default: `5s`, or `500ms`.

@@ -57,9 +57,10 @@ struct ServiceTests {
         }
     }
 
-    @Test("an out-of-range duration or a zero timeout is refused with a message, never a crash")
+    @Test("an out-of-range or malformed duration (under a nanosecond, hexadecimal, signed) or a zero timeout is refused with a message, never a crash")
     func durationsOutOfRange() async throws {
-        for arguments in [["--idle-timeout", "9999999999"], ["--shutdown-grace", "200000000m"]] {
+        for arguments in [["--idle-timeout", "9999999999"], ["--shutdown-grace", "200000000m"],
+                          ["--idle-timeout", "0.0000000001"], ["--idle-timeout", "0x10"], ["--stats-interval", "+5s"]] {
             try await expectUsageError(arguments, "is invalid for '\(arguments[0])")
         }
         let bench = builtExecutable("silly-bench")
