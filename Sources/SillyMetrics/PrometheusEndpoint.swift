@@ -31,7 +31,9 @@ public final class PrometheusEndpoint: Service, Sendable {
     /// that are published in batches up to date. A scraper needs one connection: beyond
     /// `maxConnections` open at once (clients that connect and sit, say), a new one is answered
     /// `503 Service Unavailable` and closed within 2 s, so the endpoint
-    /// cannot take the descriptors the server beside it needs. `maxConnections` and `idleTimeout`
+    /// cannot take more than `2 × maxConnections` descriptors (``descriptors(maxConnections:)``:
+    /// those served, and as many turned away that wait to read their 503; the rest are closed once
+    /// it is written), which the server beside it can set aside. `maxConnections` and `idleTimeout`
     /// must be positive (a zero timeout would close every connection before its request).
     public init(
         address: String,
@@ -57,6 +59,10 @@ public final class PrometheusEndpoint: Service, Sendable {
         public var description: String { "metrics endpoint: cannot listen: \(self.reason)" }
     }
 
+    /// The most descriptors an endpoint's connections hold at once: `maxConnections` served,
+    /// and as many turned away that wait to read their 503.
+    public static func descriptors(maxConnections: Int) -> Int { 2 * maxConnections }
+
     /// Listens and serves until a graceful shutdown or cancellation.
     /// - Throws: ``ListenError`` for a bad or busy address.
     public func run() async throws {
@@ -76,7 +82,11 @@ public final class PrometheusEndpoint: Service, Sendable {
                             if open.firstRefusal() {
                                 logger.warning("Metrics endpoint full: \(open.limit) connections open; turning new ones away (\(Endpoint(channel.remoteAddress)?.description ?? "?") first)")
                             }
-                            try channel.pipeline.syncOperations.addHandler(TurnAwayWhenFull())
+                            // At most `limit` turned away linger for their 503 at once; the rest
+                            // are closed as soon as it is written.
+                            let lingers = open.beginTurningAway()
+                            if lingers { channel.closeFuture.whenComplete { _ in open.endTurningAway() } }
+                            try channel.pipeline.syncOperations.addHandler(TurnAwayWhenFull(linger: lingers ? TurnAwayWhenFull.linger : nil))
                             return
                         }
                         channel.closeFuture.whenComplete { _ in open.release() }
@@ -110,6 +120,8 @@ public final class PrometheusEndpoint: Service, Sendable {
 private final class OpenConnections: Sendable {
     let limit: Int
     private let count = Atomic(0)
+    /// Connections turned away, still open while their client reads the 503.
+    private let turningAway = Atomic(0)
     /// A refusal was logged since the endpoint was last below its limit.
     private let refusing = Atomic(false)
 
@@ -129,6 +141,17 @@ private final class OpenConnections: Sendable {
         self.refusing.store(false, ordering: .relaxed)
     }
 
+    /// Counts one more connection turned away that lingers for its 503, if fewer than `limit` do.
+    func beginTurningAway() -> Bool {
+        if self.turningAway.add(1, ordering: .relaxed).newValue <= self.limit { return true }
+        self.turningAway.subtract(1, ordering: .relaxed)
+        return false
+    }
+
+    func endTurningAway() {
+        self.turningAway.subtract(1, ordering: .relaxed)
+    }
+
     /// Whether this refusal is the first since the endpoint was last below its limit: one log
     /// line per time it fills, not one per client turned away.
     func firstRefusal() -> Bool {
@@ -139,7 +162,8 @@ private final class OpenConnections: Sendable {
 /// Answers a connection beyond ``PrometheusEndpoint/maxConnections`` with 503, whatever it
 /// asks, then a FIN, and closes it when the client closes, or after ``linger`` whatever it
 /// sends: closed at once, a client's unread request would make the socket answer with a reset,
-/// which can destroy the 503; held longer, clients turned away would hold descriptors.
+/// which can destroy the 503; held longer, clients turned away would hold descriptors. (Without
+/// a linger — as many are lingering as are served — it is closed once the 503 is written.)
 private final class TurnAwayWhenFull: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -151,11 +175,24 @@ private final class TurnAwayWhenFull: ChannelInboundHandler {
     /// How long a client turned away has to read the 503 and close.
     static let linger = TimeAmount.seconds(2)
 
+    private let lingering: TimeAmount?
+
+    init(linger: TimeAmount?) {
+        self.lingering = linger
+    }
+
     func channelActive(context: ChannelHandlerContext) {
+        let channel = context.channel
+        guard let linger = self.lingering else {
+            context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: Self.answer))).whenComplete { _ in
+                channel.close(promise: nil)
+            }
+            context.fireChannelActive()
+            return
+        }
         context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: Self.answer)), promise: nil)
         context.close(mode: .output, promise: nil)
-        let channel = context.channel
-        let deadline = context.eventLoop.scheduleTask(in: Self.linger) { channel.close(promise: nil) }
+        let deadline = context.eventLoop.scheduleTask(in: linger) { channel.close(promise: nil) }
         channel.closeFuture.whenComplete { _ in deadline.cancel() }
         context.fireChannelActive()
     }

@@ -126,15 +126,18 @@ struct SillyEchoCommand: AsyncParsableCommand {
 
     /// `--max-connections`, or by default the configuration's (10,000) lowered to what the open-file limit allows with
     /// some descriptors kept for the server itself (and for connections still closing, which
-    /// hold theirs for up to a second while the peer ends its side): past that, accepting fails outright and a
+    /// hold theirs for up to a second while the peer ends its side), and for the metrics
+    /// endpoint's connections if it has one: past that, accepting fails outright and a
     /// client waits in the kernel's queue instead of being told the server is full. (A limit
     /// given explicitly is kept, with a warning.)
-    static func connectionLimit(_ requested: Int?, openFiles: UInt64, threads: Int, logger: Logger) -> Int {
+    static func connectionLimit(_ requested: Int?, openFiles: UInt64, threads: Int, metricsConnections: Int?, logger: Logger) -> Int {
         let limit = requested ?? EchoConfiguration().maxConnections
-        let reserved = min(FileLimit.keptForTheProcess + FileLimit.perEventLoop * UInt64(max(threads, 1)), openFiles / 2)
-        let allowed = max(1, Int(clamping: openFiles - reserved))
+        let metrics = metricsConnections.map { UInt64(PrometheusEndpoint.descriptors(maxConnections: $0)) + FileLimit.perEventLoop * UInt64(System.coreCount) } ?? 0
+        let reserved = min(FileLimit.keptForTheProcess + FileLimit.perEventLoop * UInt64(max(threads, 1)), openFiles / 2) + metrics
+        let allowed = max(1, Int(clamping: openFiles - min(reserved, openFiles)))
         guard openFiles > 0, limit > allowed else { return limit }
-        let files = "the open-file limit allows (\(openFiles), \(reserved) of them kept for the server)"
+        let keptFor = metricsConnections == nil ? "the server" : "the server and its metrics endpoint"
+        let files = "the open-file limit allows (\(openFiles), \(reserved) of them kept for \(keptFor))"
         if requested != nil {
             logger.warning("--max-connections \(limit) is more than \(files): past \(allowed), clients wait unaccepted")
             return limit
@@ -164,8 +167,11 @@ struct SillyEchoCommand: AsyncParsableCommand {
         configuration.mode = self.mode
         configuration.idleTimeout = self.idleTimeout.duration == .zero ? nil : self.idleTimeout.duration
         configuration.maxLineLength = self.maxLine
+        // The metrics endpoint's share of the descriptors: 64 connections, fewer under a low limit.
+        let metricsConnections = self.metricsAddr.map { _ in Int(clamping: min(64, max(1, files.soft / 16))) }
         configuration.maxConnections = Self.connectionLimit(
-            self.maxConnections, openFiles: files.soft, threads: self.threads ?? System.coreCount, logger: logger)
+            self.maxConnections, openFiles: files.soft, threads: self.threads ?? System.coreCount,
+            metricsConnections: metricsConnections, logger: logger)
         configuration.statsInterval = self.statsInterval.duration == .zero ? nil : self.statsInterval.duration
         configuration.shutdownGrace = self.shutdownGrace.duration
         configuration.backlog = self.backlog
@@ -199,7 +205,9 @@ struct SillyEchoCommand: AsyncParsableCommand {
             ]
             MetricsSystem.bootstrap(factory)
             server = EchoServer(configuration: configuration, logger: logger, metricsFactory: factory)
-            let endpoint = PrometheusEndpoint(address: metricsAddr, registry: registry, logger: logger) {
+            let endpoint = PrometheusEndpoint(
+                address: metricsAddr, registry: registry, maxConnections: metricsConnections ?? 64, logger: logger
+            ) {
                 server.publishMetrics()
             }
             services = [server, endpoint]

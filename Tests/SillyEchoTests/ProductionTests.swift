@@ -383,6 +383,37 @@ struct ProductionTests {
         await holder.close()
     }
 
+    @Test("under a low open-file limit, idle metrics clients cannot take the echo server's descriptors: extra echo clients are still told it is full")
+    func metricsWithinFileLimit() async throws {
+        let server = try ServerProcess(["-c", "ulimit -n 128 && exec \(sillyEchoPath) --addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0"],
+                                       addPort: false, executable: "/bin/sh")
+        let address = try await server.address()
+        let metrics = try await metricsAddress(of: server)
+        // 128 / 16 = 8 metrics connections, as many turned away lingering, the endpoint's loops;
+        // the server's own 64 (half the limit at most): what is left is for echo clients.
+        let kept = 64 + 2 * 8 + 3 * System.coreCount
+        #expect(server.log.contains("more than the open-file limit allows (128, \(kept) of them kept for the server and its metrics endpoint): using \(128 - kept)"),
+                "\(server.log)")
+        // Clients that connect to the metrics port and sit there.
+        var sitting: [TCPConnection] = []
+        for _ in 0..<64 { sitting.append(try await TCP.connect(metrics)) }
+        var clients: [TCPConnection] = []
+        for _ in 0..<(128 - kept + 8) {
+            let client = try await TCP.connect(address)
+            try await client.write("hi\n")
+            clients.append(client)
+        }
+        var served = 0
+        var told = 0
+        for client in clients {
+            let line = try await client.line()
+            if line == "hi\n" { served += 1 } else if line.hasPrefix("Server is full") { told += 1 }
+        }
+        #expect(served == 128 - kept && told == 8, "served \(served), told full \(told)")
+        for client in clients + sitting { await client.close() }
+        #expect(await server.stop() == 0)
+    }
+
     @Test("a malformed --metrics-addr fails at start, before the echo server listens")
     func metricsAddressMalformed() async throws {
         let server = try ServerProcess(["--metrics-addr", "bogus"])
