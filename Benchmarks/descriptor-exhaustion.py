@@ -10,7 +10,9 @@ import socket, subprocess, sys, time
 
 binary = sys.argv[1] if len(sys.argv) > 1 else ".build/release/silly-echo"
 port = int(sys.argv[2]) if len(sys.argv) > 2 else 9993
-server = subprocess.Popen(["prlimit", "--nofile=64:64", binary, "--addr", f"127.0.0.1:{port}"],
+# --max-connections past what 64 descriptors allow: the default would be lowered to fit (clients
+# beyond it told the server is full), and the case here is accepting with no descriptor left.
+server = subprocess.Popen(["prlimit", "--nofile=64:64", binary, "--addr", f"127.0.0.1:{port}", "--max-connections", "1000"],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 time.sleep(1.0)
 

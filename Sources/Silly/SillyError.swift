@@ -21,7 +21,7 @@ public enum SillyError: Error, Sendable, Hashable, CustomStringConvertible {
     case activeClosed
     /// The peer reset the connection (ECONNRESET).
     case connectionReset
-    /// A read did not complete within its timeout.
+    /// A read, or `waitUntilWritable(timeout:)`, did not complete within its timeout.
     case timedOut
     /// No delimiter was found within `limit` bytes; the bytes stay buffered.
     case lineTooLong(limit: Int)

@@ -30,7 +30,8 @@ public enum TCP {
     ///   - group: the event loops that serve the connections; all cores by default.
     ///   - logger: where handler failures are logged.
     /// - Throws: ``SillyError/invalidAddress(_:reason:)``, ``SillyError/unresolvable(_:)``,
-    ///   ``SillyError/addressInUse(_:)``, or ``SillyError/system(errno:)``, each naming `address`.
+    ///   ``SillyError/addressInUse(_:)`` or ``SillyError/permissionDenied(_:)``, each naming
+    ///   `address`; or ``SillyError/system(errno:)``.
     public static func listen(
         _ address: String,
         backlog: Int = 4096,
@@ -124,8 +125,9 @@ public enum TCP {
 
     // MARK: Callback level
 
-    /// Listens on `address` and calls `accept` on the listener's event loop for each connection,
-    /// once it is active: the callback-level front end's `listen`, for code that drives its
+    /// Listens on `address` and calls `accept` on each connection's event loop, before its
+    /// channel is active (what it writes is sent once it is; on a PROXY protocol listener, once
+    /// the header has arrived): the callback-level front end's `listen`, for code that drives its
     /// connections from the loop without a task each (a script runtime).
     ///
     /// With one event loop as `group`, every connection lives on that loop (the listening socket
