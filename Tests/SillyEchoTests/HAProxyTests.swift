@@ -19,9 +19,8 @@ struct HAProxyTests {
         let arguments = ["--proxy-protocol", "--proxy-header-timeout", "120s", "--log-level", "debug"]
         let servers = try [ServerProcess(arguments), ServerProcess(arguments)]
         let backends = [try await servers[0].address(), try await servers[1].address()]
-        let socket = RawSocket()
-        let frontPort = try #require(socket.bindLoopback())
-        _ = consume socket  // frees the port for HAProxy
+        // Not an ephemeral port: one that another test's listen on port 0 cannot take first.
+        let frontPort = RawSocket.freePortBelowEphemeralRange()
 
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("silly-haproxy-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)

@@ -273,6 +273,10 @@ struct HardeningTests {
 struct UnprivilegedTests {
     /// How to run a program as `nobody`: as is when the tests already run unprivileged, through
     /// util-linux's setpriv when they run as root; `nil` if setpriv is missing then.
+    /// The lowest port anyone may bind (`net.ipv4.ip_unprivileged_port_start`).
+    static let unprivilegedPortStart =
+        Int(readWholeFile("/proc/sys/net/ipv4/ip_unprivileged_port_start").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 1024
+
     static let asNobody: [String]? =
         geteuid() != 0 ? [] : OutsideClient.path("setpriv").map { [$0, "--reuid=65534", "--regid=65534", "--clear-groups", "--"] }
 
@@ -300,11 +304,10 @@ struct UnprivilegedTests {
     }
 
     @Test("a port only root may bind is refused with a message naming the address and the reason",
-          .enabled(if: asNobody != nil, "the tests run as root and setpriv (util-linux) is missing to drop to nobody"))
+          .enabled(if: asNobody != nil, "the tests run as root and setpriv (util-linux) is missing to drop to nobody"),
+          .enabled(if: unprivilegedPortStart > 1, "every port may be bound by anyone here (net.ipv4.ip_unprivileged_port_start)"))
     func privilegedPort() async throws {
-        let start = Int(readWholeFile("/proc/sys/net/ipv4/ip_unprivileged_port_start").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 1024
-        try #require(start > 1, "every port may be bound by anyone here (ip_unprivileged_port_start \(start))")
-        let address = "127.0.0.1:\(start - 1)"
+        let address = "127.0.0.1:\(Self.unprivilegedPortStart - 1)"
         let server = try Self.run(sillyEchoPath, ["--addr", address])
         #expect(await server.exitStatus() == 1)
         #expect(server.errorLog.contains("silly-echo: cannot listen: permission denied: \(address) (a port below 1024 needs root or CAP_NET_BIND_SERVICE)"),

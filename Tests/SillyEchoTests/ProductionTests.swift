@@ -185,7 +185,7 @@ struct ProductionTests {
         let address = try await server.address()
         let metrics = try await metricsAddress(of: server)
         let idle = try await TCP.connect(address)
-        await #expect(throws: SillyError.self) { try await idle.read(until: "\n", timeout: patience) }
+        await #expect(throws: SillyError.endOfStream) { try await idle.read(until: "\n", timeout: patience) }
         await idle.close()
         var samples: [String: Double] = [:]
         #expect(await eventually {

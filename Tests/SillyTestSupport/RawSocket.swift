@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// A plain TCP socket on loopback, for what the framework's own API would not do: hold a port
 /// without listening, listen without accepting, reset on close.
@@ -50,13 +51,18 @@ public final class RawSocket: Sendable {
 
     /// A loopback port free now, below the kernel's ephemeral range (32768 and up): for a
     /// program that must be given its port. A port another test's listener on port 0 (or any
-    /// connect) gets is always in that range, so it cannot take this one before the program does.
+    /// connect) gets is always in that range, so it cannot take this one before the program does;
+    /// and no two calls in a test run give the same port.
     public static func freePortBelowEphemeralRange() -> Int {
         while true {
             let port = Int.random(in: 20_000..<32_000)
-            if RawSocket().bind(port: port) { return port }  // closed again at once
+            guard RawSocket().bind(port: port) else { continue }  // closed again at once
+            if Self.handedOut.withLock({ $0.insert(port).inserted }) { return port }
         }
     }
+
+    /// The ports ``freePortBelowEphemeralRange()`` gave.
+    private static let handedOut = Mutex<Set<Int>>([])
 
     /// Connects to 127.0.0.1:`port`; `false` if that failed.
     public func connect(port: Int) -> Bool {

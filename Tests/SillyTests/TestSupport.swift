@@ -7,10 +7,11 @@ import Testing
 /// Starts a listener on an ephemeral loopback port, runs `body` with its address, then closes it.
 func withServer<T>(
     options: ConnectionOptions = ConnectionOptions(),
+    group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
     accept: @escaping @Sendable (TCPConnection) async throws -> Void,
     _ body: (String) async throws -> T
 ) async throws -> T {
-    let listener = try await TCP.listen("127.0.0.1:0", options: options, accept: accept)
+    let listener = try await TCP.listen("127.0.0.1:0", options: options, group: group, accept: accept)
     do {
         let result = try await body("127.0.0.1:\(listener.port)")
         await listener.close()
@@ -28,6 +29,10 @@ func withServer<T>(
         try await conn.write(line)
     }
 }
+
+/// A loop of its own, for tests whose timers must not wait behind other tests' handlers on the
+/// shared loops (kept for the test run: shutting a group down can hang).
+let quietLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
 /// Values a server handler reports to the test, received in order.
 final class Mailbox<Value: Sendable>: Sendable {

@@ -268,7 +268,6 @@ struct WriteTests {
             await conn.close()
             results.send("closed")
             _ = await sent.next()
-            try? await Task.sleep(for: .milliseconds(200))
             results.send("\(await conn.unreadBytes)")
         }) { address in
             var clientOptions = ConnectionOptions()
@@ -277,6 +276,15 @@ struct WriteTests {
             try await client.write("x")
             #expect(await results.next() == "closed")
             try await client.write(ByteBuffer(repeating: UInt8(ascii: "u"), count: 256 * 1024))
+            // Every byte has left the client, and the server's socket holds none of them: the
+            // server has read them all (the close lingers, its reply unread, for 30 s).
+            let serverPort = try #require(client.remoteAddress?.port)
+            let clientPort = try #require(client.localAddress?.port)
+            #expect(await eventually {
+                guard await client.unsentBytes == 0 else { return false }
+                let server = SocketEntry.all().first { $0.localPort == serverPort && $0.remotePort == clientPort }
+                return server?.receiveQueue == 0
+            })
             sent.send(true)
             #expect(await results.next() == "0")
             // The server closes once its bytes drained: a reset if some of ours were still
@@ -293,27 +301,32 @@ struct WriteTests {
         options.sendQueueLimit = 16 * 1024 * 1024
         // More than the kernel's send buffer takes (on loopback it grows to 4 MiB).
         let reply = 12 * 1024 * 1024
+        let unsentAtClose = Mailbox<Int>()
         try await withServer(options: options, accept: { conn in
             _ = try await conn.read(count: 1)
             try await conn.write(ByteBuffer(repeating: UInt8(ascii: "s"), count: reply))
+            unsentAtClose.send(await conn.unsentBytes)
             // Returns: the framework closes, with most of the reply still queued.
         }) { address in
             let port = try #require(Int(address.split(separator: ":").last!))
-            // 256 KiB every 150 ms, on a thread of its own (the concurrency pool may be busy
-            // with other tests): the reply takes 5 s or more, longer than closeLinger, but the
-            // server never waits long without the client taking some of it.
+            // 1 MiB, then half a second's pause, on a thread of its own (the concurrency pool
+            // may be busy with other tests): the reply takes 6 s or more, twice closeLinger, but
+            // each 3 s the client takes megabytes, far more than the 64 KiB the close asks for.
+            // Only a stall of the client alone, of 2.5 s or more, could make it look stalled.
             let received = await offThePool {
                 let client = RawSocket()
-                client.setReceiveBuffer(8 * 1024)  // a small window: the reply waits in the server
+                client.setReceiveBuffer(256 * 1024)  // the reply waits in the server, not here
                 guard client.connect(port: port), client.sendAvailable([UInt8(ascii: "x")]) == 1 else { return -1 }
                 var received = 0
                 while true {
-                    let chunk = client.receive(count: 256 * 1024)
+                    let chunk = client.receive(count: 1024 * 1024)
                     received += chunk.count
-                    guard chunk.count == 256 * 1024 else { return received }
-                    usleep(150_000)
+                    guard chunk.count == 1024 * 1024 else { return received }
+                    usleep(500_000)
                 }
             }
+            // What the test is about: the close had bytes left to send when it began.
+            #expect(await unsentAtClose.next() ?? 0 > 0)
             #expect(received == reply)
         }
     }
@@ -338,12 +351,15 @@ struct WriteTests {
             #expect(client.connect(port: port))
             #expect(client.sendAvailable([UInt8(ascii: "x")]) == 1)
             #expect(await closed.next() == "closed")
-            // What was still queued in the server when it gave up never comes.
-            var received = 0
-            while true {
-                let chunk = client.receive(count: 256 * 1024)
-                received += chunk.count
-                guard chunk.count == 256 * 1024 else { break }
+            // What was still queued in the server when it gave up never comes. (Read on a thread
+            // of its own: blocking calls hold up the concurrency pool's threads.)
+            let received = await offThePool {
+                var received = 0
+                while true {
+                    let chunk = client.receive(count: 256 * 1024)
+                    received += chunk.count
+                    guard chunk.count == 256 * 1024 else { return received }
+                }
             }
             #expect(received < reply)
         }
