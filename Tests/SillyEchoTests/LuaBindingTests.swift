@@ -33,7 +33,7 @@ struct LuaBindingTests {
                     conn:write(line)
                 end
             end
-            """) + "\n" + spinner, ["127.0.0.1:0"])
+            """) + "\n" + spinner, ["127.0.0.1:0"], niced: true)
         let client = try await TCP.connect(try await server.address())
         for line in ["hello\n", "still served\n"] {
             try await client.write(line)
@@ -356,7 +356,7 @@ struct LuaBindingTests {
                 while true do end
                 """,
         ]
-        let run = try Lua.run(source: try #require(sources[busy]))
+        let run = try Lua.run(source: try #require(sources[busy]), niced: true)
         #expect(await run.waitForLog(busy))
         for _ in 1..<count {
             kill(run.process.processIdentifier, signal)

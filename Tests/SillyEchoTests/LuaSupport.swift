@@ -31,8 +31,13 @@ enum Lua {
     }
 
     /// Runs `source`, saved as `name.lua`, with `arguments`; the file goes with the process object.
-    static func run(source: String, name: String = "script", _ arguments: [String] = []) throws -> ServerProcess {
+    /// `niced`: at the lowest priority (`nice -n 19`), for a script that keeps a core busy on
+    /// purpose: it still runs, but the other tests' processes and threads go first.
+    static func run(source: String, name: String = "script", _ arguments: [String] = [], niced: Bool = false) throws -> ServerProcess {
         let script = try Self.script(source, name: name)
+        if niced, let nice = OutsideClient.path("nice") {
+            return try ServerProcess(["-n", "19", Self.silly, script.path] + arguments, addPort: false, executable: nice, removing: script.folder)
+        }
         return try ServerProcess([script.path] + arguments, addPort: false, executable: Self.silly, removing: script.folder)
     }
 }

@@ -187,7 +187,8 @@ struct WriteTests {
         // The client's socket, reset from the server's own loop: so the reset is there before
         // the flush below, and SwiftNIO's next look at the socket comes after it.
         nonisolated(unsafe) var client: RawSocket? = RawSocket()
-        try await withServer(accept: { conn in
+        // On a loop of its own: the handler blocks its loop for 100 ms.
+        try await withServer(group: quietLoop, accept: { conn in
             _ = try await conn.read(until: "\n")
             client?.resetOnClose()
             client = nil  // closed: a reset, delivered at once on loopback
