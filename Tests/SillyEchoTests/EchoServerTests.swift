@@ -269,9 +269,16 @@ struct EchoServerTests {
         let line = ByteBuffer(string: String(repeating: "z", count: 1023) + "\n")
         let lines = 32 * 1024  // 32 MiB
         try await conn.write(contentsOf: Array(repeating: line, count: lines))
-        // Flow control holds the rest in this client: the server stops reading while its replies wait.
-        #expect(await eventually { await conn.unsentBytes > 0 })
-        try await Task.sleep(for: .milliseconds(300))
+        // Flow control holds the rest in this client: the server stops reading while its replies
+        // wait. It has, once bytes wait in its socket and it takes no more of them for a while.
+        let serverPort = try #require(conn.remoteAddress?.port)
+        let clientPort = try #require(conn.localAddress?.port)
+        let waiting = { SocketEntry.all().first { $0.localPort == serverPort && $0.remotePort == clientPort }?.receiveQueue ?? 0 }
+        #expect(await eventually {
+            let before = waiting()
+            try? await Task.sleep(for: .milliseconds(200))
+            return before > 0 && waiting() == before
+        })
         let grown = server.residentKiB - baseline
         #expect(grown < 16 * 1024, "server grew by \(grown) KiB while a client sent 32 MiB without reading")
         var received = 0
