@@ -33,13 +33,23 @@ enum Seed {
         return try Lua.run(source: code, name: name)
     }
 
+    /// Waits (up to `programPatience`) until 127.0.0.1:9999 can be bound: the previous test's
+    /// program may still be ending.
     static func requirePortFree() async throws {
-        do {
-            let probe = try await TCP.listen(Self.address) { _ in }
-            await probe.close()
-        } catch {
-            Issue.record("port 9999 is taken (\(error)): the tutorial's code binds 127.0.0.1:9999 as written; stop what holds it")
-            throw error
+        var last: (any Error)?
+        let free = await eventually(within: programPatience) {
+            do {
+                let probe = try await TCP.listen(Self.address) { _ in }
+                await probe.close()
+                return true
+            } catch {
+                last = error
+                return false
+            }
+        }
+        guard free else {
+            Issue.record("port 9999 is taken (\(last.map { "\($0)" } ?? "?")): the tutorial's code binds 127.0.0.1:9999 as written; stop what holds it")
+            throw last ?? SillyError.addressInUse(Self.address)
         }
     }
 

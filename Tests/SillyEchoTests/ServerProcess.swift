@@ -60,9 +60,14 @@ final class ServerProcess: Sendable {
         if self.process.isRunning {
             self.process.terminate()
             // Reaped once it has exited, on a thread of its own (not left a zombie until the
-            // test run ends).
+            // test run ends); killed if SIGTERM has not ended it within `programPatience`.
             let process = self.process
-            Thread.detachNewThread { process.waitUntilExit() }
+            Thread.detachNewThread {
+                let deadline = ContinuousClock.now + programPatience
+                while process.isRunning && ContinuousClock.now < deadline { usleep(50_000) }
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                process.waitUntilExit()
+            }
         }
         if let scratch = self.scratch { try? FileManager.default.removeItem(at: scratch) }
     }
