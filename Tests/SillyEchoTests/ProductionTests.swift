@@ -414,6 +414,12 @@ struct ProductionTests {
         #expect(await server.stop() == 0)
     }
 
+    @Test("--metrics-addr equal to --addr is a usage error that says so")
+    func metricsAddressSameAsEcho() async throws {
+        try await expectUsageError(["--addr", "127.0.0.1:24999", "--metrics-addr", "127.0.0.1:24999"],
+                                   "--metrics-addr 127.0.0.1:24999 is the echo server's own address (--addr)")
+    }
+
     @Test("a malformed --metrics-addr fails at start, before the echo server listens")
     func metricsAddressMalformed() async throws {
         let server = try ServerProcess(["--metrics-addr", "bogus"])
