@@ -119,18 +119,50 @@ public final class PrometheusEndpoint: Service, Sendable {
 /// How many metrics connections are open, up to a limit; shared by the endpoint's event loops.
 private final class OpenConnections: Sendable {
     let limit: Int
-    private let count = Atomic(0)
+    /// Connections served.
+    private let served: BoundedCount
     /// Connections turned away, still open while their client reads the 503.
-    private let turningAway = Atomic(0)
+    private let turnedAway: BoundedCount
     /// A refusal was logged since the endpoint was last below its limit.
     private let refusing = Atomic(false)
 
     init(limit: Int) {
         self.limit = limit
+        self.served = BoundedCount(limit: limit)
+        self.turnedAway = BoundedCount(limit: limit)
     }
 
     /// Counts one more connection, if there is room for it.
-    func admit() -> Bool {
+    func admit() -> Bool { self.served.take() }
+
+    func release() {
+        self.served.release()
+        self.refusing.store(false, ordering: .relaxed)
+    }
+
+    /// Counts one more connection turned away that lingers for its 503, if fewer than `limit` do.
+    func beginTurningAway() -> Bool { self.turnedAway.take() }
+
+    func endTurningAway() { self.turnedAway.release() }
+
+    /// Whether this refusal is the first since the endpoint was last below its limit: one log
+    /// line per time it fills, not one per client turned away.
+    func firstRefusal() -> Bool {
+        !self.refusing.exchange(true, ordering: .relaxed)
+    }
+}
+
+/// A count that stays within `limit`, shared by the endpoint's event loops.
+private final class BoundedCount: Sendable {
+    let limit: Int
+    private let count = Atomic(0)
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// Counts one more, if that stays within the limit.
+    func take() -> Bool {
         if self.count.add(1, ordering: .relaxed).newValue <= self.limit { return true }
         self.count.subtract(1, ordering: .relaxed)
         return false
@@ -138,24 +170,6 @@ private final class OpenConnections: Sendable {
 
     func release() {
         self.count.subtract(1, ordering: .relaxed)
-        self.refusing.store(false, ordering: .relaxed)
-    }
-
-    /// Counts one more connection turned away that lingers for its 503, if fewer than `limit` do.
-    func beginTurningAway() -> Bool {
-        if self.turningAway.add(1, ordering: .relaxed).newValue <= self.limit { return true }
-        self.turningAway.subtract(1, ordering: .relaxed)
-        return false
-    }
-
-    func endTurningAway() {
-        self.turningAway.subtract(1, ordering: .relaxed)
-    }
-
-    /// Whether this refusal is the first since the endpoint was last below its limit: one log
-    /// line per time it fills, not one per client turned away.
-    func firstRefusal() -> Bool {
-        !self.refusing.exchange(true, ordering: .relaxed)
     }
 }
 

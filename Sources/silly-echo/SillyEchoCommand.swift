@@ -100,7 +100,8 @@ struct SillyEchoCommand: AsyncParsableCommand {
         if let maxConnections = self.maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be positive") }
         guard self.backlog > 0 else { throw ValidationError("--backlog must be positive") }
         if let threads = self.threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-        if let metricsAddr = self.metricsAddr, metricsAddr == self.server.address {
+        // (Port 0 twice is two ports the kernel picks.)
+        if let metricsAddr = self.metricsAddr, metricsAddr == self.server.address, !metricsAddr.hasSuffix(":0") {
             throw ValidationError("--metrics-addr \(metricsAddr) is the echo server's own address (--addr): give the metrics another port")
         }
         if self.proxyHeaderTimeout != nil && !self.proxyProtocol {

@@ -240,20 +240,8 @@ struct EchoServerTests {
                                        addPort: false, executable: "/bin/sh")
         let address = try await server.address()
         #expect(server.log.contains("10000 connections (the default --max-connections) are more than the open-file limit allows (128, 64 of them kept for the server): using 64"))
-        var clients: [TCPConnection] = []
-        for _ in 0..<70 {
-            let client = try await TCP.connect(address)
-            try await client.write("hi\n")
-            clients.append(client)
-        }
-        var served = 0
-        var told = 0
-        for client in clients {
-            let line = try await client.line()
-            if line == "hi\n" { served += 1 } else if line.hasPrefix("Server is full") { told += 1 }
-        }
-        #expect(served == 64 && told == 6, "served \(served), told full \(told)")
-        for client in clients { await client.close() }
+        let answers = try await servedOrToldFull(clients: 70, at: address)
+        #expect(answers.served == 64 && answers.told == 6, "\(answers)")
         #expect(await server.stop() == 0)
     }
 

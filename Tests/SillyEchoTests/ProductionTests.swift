@@ -397,20 +397,9 @@ struct ProductionTests {
         // Clients that connect to the metrics port and sit there.
         var sitting: [TCPConnection] = []
         for _ in 0..<64 { sitting.append(try await TCP.connect(metrics)) }
-        var clients: [TCPConnection] = []
-        for _ in 0..<(128 - kept + 8) {
-            let client = try await TCP.connect(address)
-            try await client.write("hi\n")
-            clients.append(client)
-        }
-        var served = 0
-        var told = 0
-        for client in clients {
-            let line = try await client.line()
-            if line == "hi\n" { served += 1 } else if line.hasPrefix("Server is full") { told += 1 }
-        }
-        #expect(served == 128 - kept && told == 8, "served \(served), told full \(told)")
-        for client in clients + sitting { await client.close() }
+        let answers = try await servedOrToldFull(clients: 128 - kept + 8, at: address)
+        #expect(answers.served == 128 - kept && answers.told == 8, "\(answers)")
+        for client in sitting { await client.close() }
         #expect(await server.stop() == 0)
     }
 

@@ -144,6 +144,25 @@ func expectUsageError(
     #expect(run.errorLog.contains(message), "\(arguments): \(run.errorLog)", sourceLocation: sourceLocation)
 }
 
+/// Connects `clients` clients to a silly-echo at `address`, all at once, each sending a line:
+/// how many got their echo, and how many were told the server is full.
+func servedOrToldFull(clients: Int, at address: String) async throws -> (served: Int, told: Int) {
+    var connections: [TCPConnection] = []
+    for _ in 0..<clients {
+        let client = try await TCP.connect(address)
+        try await client.write("hi\n")
+        connections.append(client)
+    }
+    var served = 0
+    var told = 0
+    for client in connections {
+        let line = try await client.line()
+        if line == "hi\n" { served += 1 } else if line.hasPrefix("Server is full") { told += 1 }
+        await client.close()
+    }
+    return (served, told)
+}
+
 /// Outside programs the tests drive as a user would: `.ci/run` installs them and sets
 /// `SILLY_REQUIRE_CLIENTS=1`, under which a missing one fails its test instead of skipping it.
 enum OutsideClient {
