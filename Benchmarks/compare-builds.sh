@@ -11,8 +11,7 @@
 # usage: compare-builds.sh ROUNDS SECONDS CONNECTIONS SIZE DEPTH BINARY...
 set -euo pipefail
 rounds=$1; seconds=$2; conns=$3; size=$4; depth=$5; shift 5
-echoload=/tmp/echo-bench-cache/echoload
-[ -x "$echoload" ] || { echo "build the kit first: ../shared/bench/compare.py builds $echoload" >&2; exit 1; }
+source "$(dirname "$0")/echoload-kit.sh"
 port=9980
 results=$(mktemp); trap 'rm -f "$results" "$results.out"' EXIT
 for round in $(seq "$rounds"); do

@@ -6,12 +6,9 @@
 # usage: cpu-phases.sh 'SERVER COMMAND with {port}' [CONNECTIONS SIZE DEPTH]
 set -euo pipefail
 conns=${2:-1000}; size=${3:-64}; depth=${4:-1}
-echoload=/tmp/echo-bench-cache/echoload
-[ -x "$echoload" ] || { echo "build the kit first: ../shared/bench/compare.py builds $echoload" >&2; exit 1; }
+source "$(dirname "$0")/echoload-kit.sh"
 port=9971
-read -ra command <<<"${1//\{port\}/$port}"
-"${command[@]}" >/dev/null 2>&1 &
-pid=$!; sleep 0.5
+start_server "$1" $port
 ticks() { awk '{print $14 + $15}' /proc/$pid/stat; }
 out=$(mktemp); trap 'rm -f "$out"' EXIT
 c0=$(ticks)

@@ -8,12 +8,9 @@
 # (9 s of load; 5 s recorded at 2999 Hz with call graphs, from 2.5 s in.) Prints echoload's line.
 set -euo pipefail
 name=$1; conns=${3:-1000}; size=${4:-64}; depth=${5:-1}
-echoload=/tmp/echo-bench-cache/echoload
-[ -x "$echoload" ] || { echo "build the kit first: ../shared/bench/compare.py builds $echoload" >&2; exit 1; }
+source "$(dirname "$0")/echoload-kit.sh"
 port=9970
-read -ra command <<<"${2//\{port\}/$port}"
-"${command[@]}" >/dev/null 2>&1 &
-pid=$!; sleep 0.5
+start_server "$2" $port
 "$echoload" 127.0.0.1 $port "$conns" 9 "$size" "$depth" >"/tmp/profile-$name.load" &
 load=$!; sleep 2.5
 perf record -F 2999 -g -p $pid -o "/tmp/profile-$name.data" -- sleep 5 >/dev/null 2>&1
