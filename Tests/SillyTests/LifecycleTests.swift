@@ -299,6 +299,43 @@ struct LifecycleTests {
         }
     }
 
+    @Test("shutdownOutput ends a waitUntilWritable waiting in another task with activeClosed, without waiting for the peer to read", .timeLimit(.minutes(2)))
+    func shutdownOutputEndsWritabilityWait() async throws {
+        var options = ConnectionOptions()
+        options.writeWatermarks = (16 * 1024)...(64 * 1024)
+        let results = Mailbox<String>()
+        let chunk = ByteBuffer(repeating: UInt8(ascii: "q"), count: 16 * 1024)
+        try await withServer(options: options, accept: { conn in
+            // Over the high water mark: the peer reads no more than its receive limit.
+            while await conn.unsentBytes <= 64 * 1024 {
+                try await conn.write(chunk)
+                await Task.yield()  // the writes are flushed: the kernel's buffers fill first
+            }
+            // The waiter is forked on this loop, so it runs (and parks) before this task
+            // resumes from its yield: the loop's executor runs its jobs in order.
+            let waiter = Tasks.fork(on: conn.eventLoop) {
+                do throws(SillyError) {
+                    try await conn.waitUntilWritable(timeout: patience)
+                    results.send("writable")
+                } catch {
+                    results.send("\(error)")
+                }
+            }
+            await Task.yield()
+            await conn.shutdownOutput()
+            await waiter.value
+            results.send(await conn.isAlive ? "alive" : "not alive")
+            _ = try? await conn.read(until: "\n", timeout: patience)
+        }) { address in
+            var clientOptions = ConnectionOptions()
+            clientOptions.receiveLimit = 16 * 1024
+            let client = try await TCP.connect(address, options: clientOptions)
+            #expect(await results.next() == "\(SillyError.activeClosed)")
+            #expect(await results.next() == "not alive")
+            await client.close()
+        }
+    }
+
     @Test("a read timeout or a timer hundreds of years negative is due at once, not never (SwiftNIO's conversion saturates to +max)", .timeLimit(.minutes(1)))
     func hugeNegativeDurations() async throws {
         try await withServer(accept: { conn in _ = try? await conn.read(count: 1, timeout: patience) }) { address in

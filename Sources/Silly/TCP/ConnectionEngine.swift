@@ -338,7 +338,8 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
         return self.isWritable ? .success(()) : nil
     }
 
-    /// Resumes `waiter` once unsent bytes are below the low water mark (at once if they are),
+    /// Resumes `waiter` once the channel is writable again (at once if it is: SwiftNIO's water
+    /// marks, unwritable from passing the high one until below the low one),
     /// or with ``SillyError/timedOut`` if they are not within `timeout`, or at once with
     /// ``SillyError/cancelled`` if it would have to wait for a `cancelled` task.
     func waitUntilWritable(_ waiter: UnsafeContinuation<Result<Void, SillyError>, Never>, timeout: TimeAmount?, cancelled: Bool) {
@@ -408,6 +409,9 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
         guard self.writeError == nil else { return }
         self.flush()
         self.outputShutDown = true
+        // Nothing more can be written: a task waiting to write more hears so now, as a new
+        // wait would, rather than once the peer has read what is queued.
+        self.resumeWritabilityWaiters(with: .failure(.activeClosed))
         // A flush that failed closed the channel (and removed the context).
         guard let context = self.context, !self.channelClosed else { return }
         if self.handshakePending {
@@ -437,6 +441,8 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     /// until the peer ends too, for at most ``peerEndPatience`` once nothing is left to send.
     /// Returns a future that completes when what was written has been handed to the
     /// kernel (or could not be): the channel may stay open a moment longer, for the peer's end.
+    /// (After ``shutdownOutput()`` with bytes still queued, and for a TLS close that waits for
+    /// its handshake, the future is the channel's close: it completes later, never earlier.)
     @discardableResult
     func close() -> EventLoopFuture<Void> {
         guard !self.closedLocally else { return self.channel.closeFuture }

@@ -11,7 +11,10 @@ public struct ConnectionOptions: Sendable {
     /// Stop reading from the socket while this many bytes are buffered and no read is waiting,
     /// so TCP flow control slows the peer (the tutorial framework's `conn:limit`). The reads
     /// already asked for still land: the buffer can pass the limit by up to 256 KiB (four reads
-    /// of at most 64 KiB). A waiting read
+    /// of at most 64 KiB). When the peer ends its stream, SwiftNIO reads at once all the kernel
+    /// still holds for the connection (its socket receive buffer: 128 KiB by default on Linux,
+    /// more if the kernel grew it, up to `net.ipv4.tcp_rmem`'s maximum), so the buffer can then
+    /// pass the limit by that much. A waiting read
     /// always gets its bytes, whatever its size. `nil`: no limit, and a peer then fills memory
     /// with whatever a busy handler has not read yet. Cannot be negative (a precondition).
     public var receiveLimit: Int? = 1024 * 1024 {

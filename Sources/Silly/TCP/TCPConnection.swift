@@ -198,9 +198,10 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
         }.get()
     }
 
-    /// Waits until the unsent bytes are below the low water mark: the backpressure a handler
-    /// that writes faster than the peer reads should apply. With a `timeout`, it fails with
-    /// ``SillyError/timedOut`` if they are not below it by then (the connection stays open).
+    /// Waits, once the unsent bytes have passed the high water mark, until they are below the
+    /// low water mark (returns at once otherwise): the backpressure a handler that writes faster
+    /// than the peer reads should apply. With a `timeout`, it fails with ``SillyError/timedOut``
+    /// if they are not below it by then (the connection stays open).
     @inlinable
     public func waitUntilWritable(timeout: Duration? = nil) async throws(SillyError) {
         if self.eventLoop.inEventLoop, let result = self.writableNow {
@@ -260,7 +261,9 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
     }
 
     /// Half-closes the connection: sends what was written, then a FIN (`shutdown(SHUT_WR)`), as
-    /// `nc -N` does at the end of its input. Reading goes on until the peer closes.
+    /// `nc -N` does at the end of its input. Reading goes on until the peer closes. Writes fail
+    /// with ``SillyError/activeClosed`` from then on, and so does a ``waitUntilWritable(timeout:)``
+    /// waiting in another task.
     public func shutdownOutput() async {
         await self.onLoop { $0.shutdownOutput() }
     }
