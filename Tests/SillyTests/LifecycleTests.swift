@@ -1,3 +1,4 @@
+import Dispatch
 import NIOCore
 import NIOPosix
 import Silly
@@ -372,6 +373,33 @@ struct LifecycleTests {
         try await client.write("after\n")
         #expect(try await client.line() == "after\n")
         await client.close()
+    }
+
+    @Test("a connection accepted as the listener closes, before SwiftNIO registered it, is closed without its handler ever starting", .timeLimit(.minutes(2)))
+    func listenerCloseBeforeRegistration() async throws {
+        // The connection's loop is held while the acceptor accepts and the listener closes:
+        // SwiftNIO then initializes the channel, finds its listener gone, and closes it.
+        let loop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let started = Mutex(0)
+        let listener = try await TCP.listen("127.0.0.1:0", group: loop) { conn in
+            started.withLock { $0 += 1 }
+            try await echoLines(conn)
+        }
+        let release = DispatchSemaphore(value: 0)
+        loop.next().execute { release.wait() }
+        let client = RawSocket()
+        #expect(client.connect(port: listener.port))
+        // Accepted: the listening socket's queue is empty again.
+        #expect(await eventually {
+            SocketEntry.all().contains { $0.state == .listen && $0.localPort == listener.port && $0.receiveQueue == 0 }
+        })
+        await listener.close()
+        release.signal()
+        #expect(client.receive(count: 1).isEmpty)  // closed, not served
+        // Anything the loop had queued for the connection (its handler's task) has run by now.
+        try await loop.next().submit {}.get()
+        try await loop.next().submit {}.get()
+        #expect(started.withLock { $0 } == 0)
     }
 
     @Test("remoteAddress and localAddress print as IP:port and mirror each other")

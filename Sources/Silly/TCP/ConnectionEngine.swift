@@ -121,6 +121,8 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     /// When the read timer fires; `.distantFuture` while it is not armed.
     private var readTimerDeadline = NIODeadline.distantFuture
     private var writabilityWaiters: [WritabilityWait] = []
+    /// An accepted connection's handler, until the channel is active (``startWhenActive(_:)``).
+    private var startOnActive: ((TCPConnection) -> Void)?
 
     /// A task waiting for the send queue to drain, and its timeout's timer, if it has one.
     private final class WritabilityWait {
@@ -169,6 +171,14 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     /// Records the peer's address of a connect that completed.
     func connected() {
         self.remoteSocketAddress = self.channel.remoteAddress
+    }
+
+    /// Runs `handler` with the connection once its channel is active. SwiftNIO registers an
+    /// accepted channel only after its initializer has run, and closes it unregistered if the
+    /// listener closed meanwhile: a handler started from the initializer would then see its
+    /// connection end at once; started here, it never starts for one.
+    func startWhenActive(_ handler: @escaping (TCPConnection) -> Void) {
+        self.startOnActive = handler
     }
 
     /// Records the PROXY protocol header the connection began with.
@@ -554,6 +564,14 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
             self.serveWaitingRead()
             self.resumeWritabilityWaiters(with: .failure(self.writeError ?? .endOfStream))
         }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if let start = self.startOnActive {
+            self.startOnActive = nil
+            start(TCPConnection(engine: self))
+        }
+        context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

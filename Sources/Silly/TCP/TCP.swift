@@ -125,9 +125,10 @@ public enum TCP {
 
     // MARK: Callback level
 
-    /// Listens on `address` and calls `accept` on each connection's event loop, before its
-    /// channel is active (what it writes is sent once it is; on a PROXY protocol listener, once
-    /// the header has arrived): the callback-level front end's `listen`, for code that drives its
+    /// Listens on `address` and calls `accept` on each connection's event loop once its channel
+    /// is active (on a PROXY protocol listener, once the header has arrived; never for a
+    /// connection the listener's close cut off before then): the callback-level front end's
+    /// `listen`, for code that drives its
     /// connections from the loop without a task each (a script runtime).
     ///
     /// With one event loop as `group`, every connection lives on that loop (the listening socket
@@ -174,11 +175,9 @@ public enum TCP {
                         try channel.pipeline.syncOperations.addHandler(CloseAfterPendingWrites(patience: limits.closeLinger), position: .first)
                     }
                     guard let proxyProtocol else {
-                        // `accept` runs before the channel is registered and active: writes it
-                        // makes are sent once it is; if it never is (the listener closed
-                        // meanwhile), the engine ends its reads (`handlerRemoved`).
-                        let connection = TCPConnection(engine: engine)
-                        channel.eventLoop.assumeIsolated().execute { accept(connection) }
+                        // Once the channel is active: if it never is (the listener closed
+                        // before SwiftNIO registered it), no handler starts.
+                        engine.startWhenActive(accept)
                         return
                     }
                     let decoder = ProxyHeaderDecoder(options: proxyProtocol, logger: logger) { header in
