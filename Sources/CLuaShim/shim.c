@@ -101,3 +101,55 @@ void silly_flush_stdout_if_free(void) {
     fflush_unlocked(stdout);
     funlockfile(stdout);
 }
+
+// MARK: Child processes
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+void silly_close_on_exec_from(int lowest) {
+#if defined(SYS_close_range)
+    // Linux 5.11 and later, in one call: CLOSE_RANGE_CLOEXEC.
+    if (syscall(SYS_close_range, (unsigned)lowest, ~0U, 1U << 2) == 0) return;
+#endif
+    DIR *descriptors = opendir("/proc/self/fd");
+    if (descriptors == NULL) return;
+    struct dirent *entry;
+    while ((entry = readdir(descriptors)) != NULL) {
+        char *end;
+        long fd = strtol(entry->d_name, &end, 10);
+        if (*end != '\0' || end == entry->d_name || fd < lowest || fd == dirfd(descriptors)) continue;
+        int flags = fcntl((int)fd, F_GETFD);
+        if (flags >= 0) fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC);
+    }
+    closedir(descriptors);
+}
+
+/// A stock function that starts a child (`os.execute`, `io.popen`), its descriptors marked first.
+/// The stock C function runs in this one's frame, on its arguments: its errors read as its own.
+static int silly_guarded_spawn(lua_State *L) {
+    lua_CFunction stock = lua_tocfunction(L, lua_upvalueindex(1));
+    silly_close_on_exec_from(3);
+    return stock(L);
+}
+
+static void silly_guard(lua_State *L, const char *library, const char *name) {
+    if (lua_getglobal(L, library) == LUA_TTABLE) {
+        lua_getfield(L, -1, name);
+        if (lua_tocfunction(L, -1) != NULL) {
+            lua_pushcclosure(L, silly_guarded_spawn, 1);
+            lua_setfield(L, -2, name);
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+}
+
+void silly_guard_child_processes(lua_State *L) {
+    silly_guard(L, "os", "execute");
+    silly_guard(L, "io", "popen");
+}

@@ -326,6 +326,39 @@ struct LuaBindingTests {
         #expect(run.log.contains("bad readline:\tfalse\tbad argument #1 to 'readline' (delimiter must not be empty)"), "\(run.log)")
     }
 
+    @Test("a child started by os.execute or io.popen inherits no socket: a listener closed meanwhile frees its port at once; their argument errors read as the stock ones")
+    func childProcessesInheritNoSocket() async throws {
+        let run = try Lua.run(source: """
+            local tcp = require "silly.net.tcp"
+            local accept = function(conn) end
+            local a = tcp.listen { addr = "127.0.0.1:0", accept = accept }
+            local client = tcp.connect(a.addr)
+            -- Children that outlive the call, as a background helper would.
+            print("execute:", os.execute("sleep 5 >/dev/null 2>&1 &"))
+            local b = tcp.listen { addr = "127.0.0.1:0", accept = accept }
+            local child = io.popen("sleep 5 >/dev/null 2>&1 &")
+            print("popen:", child:close())
+            a:close()
+            b:close()
+            client:close()
+            print("listen a again:", (pcall(tcp.listen, { addr = a.addr, accept = accept })))
+            print("listen b again:", (pcall(tcp.listen, { addr = b.addr, accept = accept })))
+            print("bad execute:", pcall(function() os.execute({}) end))
+            print("bad popen:", pcall(function() io.popen("true", "x") end))
+            os.exit(0)
+            """)
+        #expect(await run.exitStatus() == 0, "stderr: \(run.errorLog)")
+        #expect(run.log.contains("execute:\ttrue\texit\t0\n"))
+        #expect(run.log.contains("popen:\ttrue\texit\t0\n"))
+        #expect(run.log.contains("listen a again:\ttrue\n"), "\(run.log)")
+        #expect(run.log.contains("listen b again:\ttrue\n"), "\(run.log)")
+        // (The script's long path is shortened: "...illy-lua-…/script.lua".)
+        #expect(run.log.contains("bad execute:\tfalse\t"))
+        #expect(run.log.contains("/script.lua:15: bad argument #1 to 'execute' (string expected, got table)\n"), "\(run.log)")
+        #expect(run.log.contains("bad popen:\tfalse\t"))
+        #expect(run.log.contains("/script.lua:16: bad argument #2 to 'popen' (invalid mode)\n"), "\(run.log)")
+    }
+
     @Test("SIGTERM or SIGINT closes listeners and connections: handlers see active closed, and the process exits 0",
           arguments: [SIGTERM, SIGINT])
     func terminate(signal: Int32) async throws {

@@ -50,4 +50,11 @@ int silly_closethread(lua_State *co);
 /// blocked on a full pipe): for the runtime's last-resort exit, which must not wait for it.
 void silly_flush_stdout_if_free(void);
 
+/// Marks every descriptor from `lowest` up close-on-exec. SwiftNIO opens its sockets without
+/// the flag, so a child process would inherit them: a listener closed here would stay open in it.
+void silly_close_on_exec_from(int lowest);
+/// Makes `os.execute` and `io.popen` mark the process's descriptors (but 0, 1 and 2)
+/// close-on-exec before they start their child.
+void silly_guard_child_processes(lua_State *L);
+
 #endif

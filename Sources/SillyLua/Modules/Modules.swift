@@ -34,6 +34,8 @@ enum Modules {
             stack.setField(-2, "exit")
         }
         stack.pop()
+        // A child started by `os.execute` or `io.popen` must not inherit the runtime's sockets.
+        silly_guard_child_processes(runtime.state)
     }
 
     private static func metatable(
