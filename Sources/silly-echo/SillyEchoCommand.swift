@@ -214,7 +214,9 @@ struct SillyEchoCommand: AsyncParsableCommand {
             ) {
                 server.publishMetrics()
             }
-            services = [server, endpoint]
+            // A group shuts its services down in reverse order, each once the one after it has
+            // ended: the endpoint stays up while the server drains, so the drain can be watched.
+            services = [endpoint, server]
         } else {
             server = EchoServer(configuration: configuration, logger: logger)
             services = [server]

@@ -179,6 +179,36 @@ struct ProductionTests {
             "\(server.log)")
     }
 
+    @Test("--metrics-addr: the endpoint still answers while SIGTERM's drain waits for a connection, and counts it open")
+    func metricsDuringDrain() async throws {
+        let server = try ServerProcess(["--metrics-addr", "127.0.0.1:0", "--shutdown-grace", "300s", "--idle-timeout", "0"])
+        let address = try await server.address()
+        let metrics = try await metricsAddress(of: server)
+        // A client that reads nothing: its echoes back up, and its handler waits for them to
+        // drain, which the grace period lets it do.
+        let conn = try await TCP.connect(address)
+        await conn.setReceiveLimit(1)
+        let chunk = ByteBuffer(string: String(repeating: "x", count: 1023) + "\n")
+        var full = false
+        while !full {
+            do throws(SillyError) {
+                try await conn.write(chunk)
+            } catch {
+                guard case .sendQueueFull = error else { throw error }
+                full = true
+            }
+        }
+        kill(server.process.processIdentifier, SIGTERM)
+        #expect(await server.waitForLog("Shutting down: 1 connection has"))
+        let during = try await scrape(metrics)
+        #expect(during.status == "HTTP/1.1 200 OK")
+        #expect(during.samples["silly_echo_connections_open"] == 1)
+        kill(server.process.processIdentifier, SIGINT)  // the second signal: stop now
+        #expect(await server.exitStatus() == 0)
+        await #expect(throws: (any Error).self) { try await scrape(metrics) }
+        await conn.close()
+    }
+
     @Test("--metrics-addr: an idle timeout is counted as one")
     func idleTimeoutMetric() async throws {
         let server = try ServerProcess(["--metrics-addr", "127.0.0.1:0", "--idle-timeout", "200ms"])
