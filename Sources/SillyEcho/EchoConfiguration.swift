@@ -27,6 +27,9 @@ public struct EchoConfiguration: Sendable {
     public var statsInterval: Duration? = nil
     /// How long open connections may take, after a shutdown signal, to finish what they received.
     public var shutdownGrace: Duration = .seconds(5)
+    /// How long a closing connection waits for a client that takes none of its last answers
+    /// (``ConnectionOptions/closeLinger``).
+    public var closeLinger: Duration = .seconds(5)
     /// The kernel's queue of connections not yet accepted.
     public var backlog = 4096
     /// Event loops serving the connections; `nil`: one per core.
@@ -48,11 +51,18 @@ public struct EchoConfiguration: Sendable {
     /// paused once 64 KiB wait unread while no read waits (a handler waiting for a client to take
     /// its echoes). A waiting read is served past that limit, up to `maxLineLength`, so the limit
     /// need not grow with it: one that did would let every client that does not read hold a
-    /// whole `--max-line` of memory.
+    /// whole `--max-line` of memory. The send queue takes the longest answer (a `--max-line`
+    /// line, `Echo: ` before it in command mode) on top of the high water mark's worth that a
+    /// session lets wait unsent before it waits itself: for lines past 4 MiB its limit grows.
     var connectionOptions: ConnectionOptions {
         var options = ConnectionOptions()
         options.maxLineLength = self.maxLineLength
         options.receiveLimit = 64 * 1024
+        options.closeLinger = self.closeLinger
+        // (`Echo: `, and a line end after a last line without one: 16 bytes is room enough.)
+        let longestAnswer = self.maxLineLength.addingReportingOverflow(16)
+        let needed = longestAnswer.partialValue.addingReportingOverflow(options.writeWatermarks.upperBound)
+        options.sendQueueLimit = longestAnswer.overflow || needed.overflow ? .max : max(options.sendQueueLimit, needed.partialValue)
         return options
     }
 }

@@ -140,8 +140,9 @@ public final class EchoServer: Service, Sendable {
             await connection.stopReading()
         }
         await self.waitForHandlers(for: self.configuration.shutdownGrace)
+        // Out of time: what is left is dropped, not sent (a close would wait for the client).
         for connection in self.registry.all {
-            await connection.close()
+            await connection.abort()
         }
         // Each handler logs its close; give them a moment to do so, cancelled or not (a second
         // signal cancels the drain): in a task of its own, which the cancellation does not reach.
@@ -180,6 +181,9 @@ public final class EchoServer: Service, Sendable {
         }
         let reason = await session.run()
         await connection.close()
+        // Until what it was sent has left (or the close gave up on the client): a shutdown
+        // waits for the registry to empty, and the process must not end before then.
+        await connection.waitUntilClosed()
         self.metrics.recordLifetime(ContinuousClock.now - opened)
         self.logClose(connection, reason: reason, statistics: session.statistics)
         // Last: the shutdown waits for the registry to empty before it logs the totals, which
@@ -204,6 +208,7 @@ public final class EchoServer: Service, Sendable {
         var session = EchoSession(connection: connection, server: self, counted: false)
         _ = await session.run()
         await connection.close()
+        await connection.waitUntilClosed()
         self.statistics.releaseHealthCheck()
         self.registry.remove(connection)
     }

@@ -57,8 +57,7 @@ struct EchoSession {
             } catch {
                 return self.readEnded(error)
             }
-            if let failure = await self.send(line) { return self.ended(failure, received: line) }
-            self.record(received: line.readableBytes, sent: line.readableBytes)
+            if let failure = await self.send(line, answering: line) { return failure }
         }
     }
 
@@ -67,10 +66,8 @@ struct EchoSession {
         let banner = ByteBuffer(string: CommandProtocol.banner)
         let prompt = ByteBuffer(string: CommandProtocol.prompt)
         if let failure = await self.send(banner) { return failure }
-        self.record(received: 0, sent: banner.readableBytes, messages: 0)
         while true {
             if let failure = await self.send(prompt) { return failure }
-            self.record(received: 0, sent: prompt.readableBytes, messages: 0)
             let line: ByteBuffer
             do {
                 line = try await self.connection.read(until: "\n", timeout: self.configuration.idleTimeout)
@@ -78,8 +75,7 @@ struct EchoSession {
                 return self.readEnded(error)
             }
             let reply = CommandProtocol.reply(to: line)
-            if let failure = await self.send(reply.text) { return self.ended(failure, received: line) }
-            self.record(received: line.readableBytes, sent: reply.text.readableBytes)
+            if let failure = await self.send(reply.text, answering: line) { return failure }
             if reply.quits { return .quit }
         }
     }
@@ -93,16 +89,8 @@ struct EchoSession {
             } catch {
                 return self.readEnded(error)
             }
-            if let failure = await self.send(chunk) { return self.ended(failure, received: chunk) }
-            self.record(received: chunk.readableBytes, sent: chunk.readableBytes)
+            if let failure = await self.send(chunk, answering: chunk) { return failure }
         }
-    }
-
-    /// A message received whose answer could not be sent: its bytes count as received (the
-    /// close line says what came), not as a message.
-    private mutating func ended(_ reason: CloseReason, received data: ByteBuffer) -> CloseReason {
-        self.record(received: data.readableBytes, sent: 0, messages: 0)
-        return reason
     }
 
     /// Counts a message for the connection's close line and the server's totals.
@@ -112,13 +100,22 @@ struct EchoSession {
         self.traffic?.record(received: received, sent: sent, messages: messages)
     }
 
-    /// Queues `data`, then waits while the client is not reading what it is sent: the handler
+    /// Queues `data`, the answer to `message` (`nil`: sent unasked, a banner or a prompt), and
+    /// counts both; then waits while the client is not reading what it is sent: the handler
     /// stops reading, so the receive limit stops reading from its socket, and memory stays bounded.
     /// A client whose echoes do not drain within the idle timeout (it reads nothing, or too
-    /// little) is idle too: its connection is closed.
-    private func send(_ data: ByteBuffer) async -> CloseReason? {
+    /// little) is idle too: its connection is closed, once what was queued is sent (so it counts
+    /// as sent). An answer that could not be queued counts its message's bytes as received only.
+    private mutating func send(_ data: ByteBuffer, answering message: ByteBuffer? = nil) async -> CloseReason? {
+        let received = message?.readableBytes ?? 0
         do {
             try await self.connection.write(data)
+        } catch {
+            self.record(received: received, sent: 0, messages: 0)
+            return self.writeFailed(error)
+        }
+        self.record(received: received, sent: data.readableBytes, messages: message == nil ? 0 : 1)
+        do {
             try await self.connection.waitUntilWritable(timeout: self.configuration.idleTimeout)
             return nil
         } catch {

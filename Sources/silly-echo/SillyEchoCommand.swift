@@ -57,6 +57,9 @@ struct SillyEchoCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "On SIGINT/SIGTERM/SIGHUP, how long open connections may take to finish.")
     var shutdownGrace: DurationArgument = DurationArgument(.seconds(5))
 
+    @Option(parsing: .unconditional, help: "How long a closing connection waits for a client that takes none of its last answers (or, once they are sent, that is still sending) before it is cut off.")
+    var closeLinger: DurationArgument = DurationArgument(.seconds(5))
+
     @Option(parsing: .unconditional, help: "Length of the kernel's queue of connections not yet accepted.")
     var backlog = 4096
 
@@ -109,6 +112,9 @@ struct SillyEchoCommand: AsyncParsableCommand {
         }
         guard self.headerTimeout > .zero else {
             throw ValidationError("--proxy-header-timeout must be positive (the PROXY protocol requires a header on every connection)")
+        }
+        guard self.closeLinger.duration > .zero else {
+            throw ValidationError("--close-linger must be positive")
         }
         guard (self.tlsCert == nil) == (self.tlsKey == nil) else {
             throw ValidationError("--tls-cert and --tls-key go together")
@@ -178,6 +184,7 @@ struct SillyEchoCommand: AsyncParsableCommand {
             metricsConnections: metricsConnections, logger: logger)
         configuration.statsInterval = self.statsInterval.duration == .zero ? nil : self.statsInterval.duration
         configuration.shutdownGrace = self.shutdownGrace.duration
+        configuration.closeLinger = self.closeLinger.duration
         configuration.backlog = self.backlog
         configuration.threads = self.threads
         configuration.reusePort = self.reusePort

@@ -206,6 +206,23 @@ struct EchoServerTests {
         #expect(await server.stop() == 0)
     }
 
+    @Test("a --max-line past the 4 MiB send queue: a line that long is echoed whole, in line and command mode",
+          arguments: [[], ["--mode", "command"]])
+    func maxLineBeyondSendQueue(mode: [String]) async throws {
+        let server = try ServerProcess(["--max-line", "8000000"] + mode)
+        var options = ConnectionOptions()
+        options.sendQueueLimit = .max  // this client's own queue takes the line at once
+        let conn = try await TCP.connect(try await server.address(), options: options)
+        let line = String(repeating: "q", count: 4_999_999) + "\n"
+        try await conn.write(line)
+        await conn.shutdownOutput()
+        let answer = String(buffer: try await conn.readToEnd())
+        #expect(answer.contains(mode.isEmpty ? line : "Echo: " + line), "\(answer.utf8.count) bytes")
+        await conn.close()
+        #expect(await server.stop() == 0)
+        #expect(!server.log.contains("send queue full"), "\(server.log)")
+    }
+
     @Test("beyond --max-connections a client is told the server is full and closed; it is counted and logged")
     func maxConnections() async throws {
         let server = try ServerProcess(["--max-connections", "2"])
@@ -293,6 +310,48 @@ struct EchoServerTests {
         #expect(server.log.contains("(server shutdown)") || server.log.contains("(client closed)"))
         #expect(server.log.contains("Shutdown complete. Totals: connections open 0, accepted 1, rejected 0; received 11 bytes"))
         await conn.close()
+    }
+
+    @Test("SIGTERM while a connection's close waits for its client to take the echoes queued: the process waits too (within the grace period); they arrive whole, then a clean end")
+    func shutdownWaitsForClosingConnections() async throws {
+        // Should this client stall for the idle timeout before its echoes back up (a loaded
+        // machine), the server closes it for no complete line instead, and the test tries again
+        // with twice the time.
+        for seconds in [2, 4, 8] {
+            // (A close that waits longer than the default 5 s for this client: a loaded machine
+            // may stall it that long before it reads.)
+            let server = try ServerProcess(["--shutdown-grace", "60s", "--idle-timeout", "\(seconds)s", "--close-linger", "60s"])
+            // A client that sends much and reads nothing: its echoes back up past what the kernel
+            // holds, and the idle timeout closes its connection with echoes still queued.
+            var options = ConnectionOptions()
+            options.sendQueueLimit = .max
+            options.receiveLimit = 1
+            let conn = try await TCP.connect(try await server.address(), options: options)
+            let line = ByteBuffer(string: String(repeating: "w", count: 1023) + "\n")
+            do throws(SillyError) {
+                try await conn.write(contentsOf: Array(repeating: line, count: 8 * 1024))  // 8 MiB
+            } catch {
+                #expect(await server.waitForLog("no complete line for"), "\(error); \(server.log)")
+                continue
+            }
+            await conn.shutdownOutput()  // its end follows the lines: the close need not wait for it
+            #expect(await server.waitForLog("Idle timeout ["))
+            if server.log.contains("no complete line for") { continue }
+            kill(server.process.processIdentifier, SIGTERM)
+            // The close may still wait for the client (unless the kernel took all the echoes), and
+            // so does the process. Ended at once, it lost what was still queued, and the bytes of
+            // the client's it had not read made the kernel answer with a reset.
+            await conn.setReceiveLimit(nil)
+            let echoed = try await conn.readToEnd()
+            #expect(await server.exitStatus() == 0)
+            var expected = ByteBuffer()
+            for _ in 0..<(echoed.readableBytes / 1024) { expected.writeImmutableBuffer(line) }
+            #expect(echoed.readableBytes > 0 && echoed == expected)  // whole lines, unaltered
+            #expect(server.log.contains("sent \(echoed.readableBytes) bytes, messages \(echoed.readableBytes / 1024);"), "received \(echoed.readableBytes); \(server.log)")
+            await conn.close()
+            return
+        }
+        Issue.record("the server never found its echoes backed up")
     }
 
     @Test("a second signal cuts the grace period short: the connection still open is closed, totals logged, exit code 0")

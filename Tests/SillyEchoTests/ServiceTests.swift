@@ -63,6 +63,7 @@ struct ServiceTests {
                           ["--idle-timeout", "0.0000000001"], ["--idle-timeout", "0x10"], ["--stats-interval", "+5s"]] {
             try await expectUsageError(arguments, "is invalid for '\(arguments[0])")
         }
+        try await expectUsageError(["--close-linger", "0s"], "--close-linger must be positive")
         let bench = builtExecutable("silly-bench")
         for (arguments, message) in [(["--duration", "1e10"], "is invalid for '--duration"),
                                      (["--timeout", "0"], "--timeout must be more than 0"),

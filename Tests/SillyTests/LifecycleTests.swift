@@ -402,6 +402,35 @@ struct LifecycleTests {
         #expect(started.withLock { $0 } == 0)
     }
 
+    @Test("abort() closes at once, dropping what a peer that reads nothing has not taken; waitUntilClosed() then returns", .timeLimit(.minutes(2)))
+    func abortClosesAtOnce() async throws {
+        var options = ConnectionOptions()
+        options.sendQueueLimit = .max
+        options.closeLinger = patience * 2  // a close() would wait for this peer far longer
+        let results = Mailbox<String>()
+        try await withServer(options: options, accept: { conn in
+            try await conn.write(ByteBuffer(repeating: UInt8(ascii: "a"), count: 16 * 1024 * 1024))
+            await conn.abort()
+            #expect(await !conn.isAlive)
+            await conn.waitUntilClosed()
+            results.send("closed")
+        }) { address in
+            var clientOptions = ConnectionOptions()
+            clientOptions.receiveLimit = 1  // reads nothing until told
+            let client = try await TCP.connect(address, options: clientOptions)
+            #expect(await results.next() == "closed")
+            await client.setReceiveLimit(nil)
+            var received = 0
+            do throws(SillyError) {
+                while true { received += try await client.readAvailable(timeout: patience).readableBytes }
+            } catch {
+                #expect(error == .endOfStream || error == .connectionReset, "\(error)")
+            }
+            #expect(received < 16 * 1024 * 1024)
+            await client.close()
+        }
+    }
+
     @Test("remoteAddress and localAddress print as IP:port and mirror each other")
     func addresses() async throws {
         let seen = Mailbox<String>()

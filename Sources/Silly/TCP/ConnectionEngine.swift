@@ -448,7 +448,8 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     /// Bytes already written are sent first (giving up once the peer takes less than 64 KiB of
     /// them in `options.closeLinger`: ``SendStallDeadline``); while the peer may still be
     /// sending, the write side is then shut down (a FIN) and what arrives is read and dropped
-    /// until the peer ends too, for at most ``peerEndPatience`` once nothing is left to send.
+    /// until the peer ends too, for at most ``peerEndPatience`` once nothing is left to send
+    /// (up to `closeLinger` more while the peer is still sending: ``SendStallDeadline``).
     /// Returns a future that completes when what was written has been handed to the
     /// kernel (or could not be): the channel may stay open a moment longer, for the peer's end.
     /// (After ``shutdownOutput()`` with bytes still queued, and for a TLS close that waits for
@@ -480,6 +481,16 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
             return self.channel.closeFuture
         }
         return self.closeAfterSending(context)
+    }
+
+    /// Closes the connection at once, as ``close()`` does but without waiting for anything:
+    /// bytes not yet handed to the kernel are dropped, and the peer may see a reset.
+    func abort() {
+        self.close()
+        if let context = self.context, !self.channelClosed {
+            self.closeAwaitsHandshake = false
+            context.close(promise: nil)
+        }
     }
 
     /// The rest of ``close()``: once the bytes written are on their way, the write side is shut

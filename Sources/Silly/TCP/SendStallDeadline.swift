@@ -15,8 +15,10 @@ import Glibc
 /// in bytes the peer acknowledged (TCP_INFO): the kernel's send buffer alone can hold 4 MiB,
 /// which a slow reader may take longer than `patience` to drain before the channel's queue
 /// moves. Once the channel's queue is empty, the kernel sends the rest after the close, and
-/// the peer gets `afterSent` more (to end its side) before `expire` runs. Checks stop when the
-/// channel closes.
+/// the peer gets `afterSent` more (to end its side) before `expire` runs; while it is still
+/// sending (its end comes after what it sends), up to `patience` more: closed with its bytes
+/// unread, the socket would answer them with a reset, which can destroy what the peer has not
+/// read yet. Checks stop when the channel closes.
 final class SendStallDeadline {
     /// What the peer must take in each `patience` to keep the close waiting: 64 KiB per 5 s is
     /// about 100 kbit/s.
@@ -28,6 +30,8 @@ final class SendStallDeadline {
     private let expire: () -> Void
     private var lastCheck: Progress
     private var nextCheck: Scheduled<Void>?
+    /// How long the close has waited, everything sent, only because the peer was still sending.
+    private var waitedForPeerEnd = TimeAmount.zero
 
     /// Starts checking the channel's progress; call on its event loop.
     @discardableResult
@@ -54,15 +58,22 @@ final class SendStallDeadline {
     }
 
     /// A whole `patience` while bytes wait in the channel; once they are all sent, `afterSent`.
+    private var delay: TimeAmount {
+        self.lastCheck.unsent > 0 ? self.patience : min(self.patience, self.afterSent)
+    }
+
     private func armNextCheck() {
-        let delay = self.lastCheck.unsent > 0 ? self.patience : min(self.patience, self.afterSent)
-        self.nextCheck = self.channel.eventLoop.assumeIsolated().scheduleTask(in: delay) { self.check() }
+        self.nextCheck = self.channel.eventLoop.assumeIsolated().scheduleTask(in: self.delay) { self.check() }
     }
 
     private func check() {
         self.nextCheck = nil
         let now = Progress(of: self.channel)
-        guard now.isAhead(of: self.lastCheck) else {
+        if now.isAhead(of: self.lastCheck) {
+            self.waitedForPeerEnd = .zero
+        } else if now.unsent == 0 && now.received > self.lastCheck.received && self.waitedForPeerEnd < self.patience {
+            self.waitedForPeerEnd = self.waitedForPeerEnd + self.delay
+        } else {
             self.expire()
             return
         }
@@ -75,11 +86,13 @@ final class SendStallDeadline {
 private struct Progress {
     /// Bytes the peer has acknowledged since the connection opened (0 where unknown).
     var acknowledged: UInt64
+    /// Bytes received from the peer since the connection opened (0 where unknown).
+    var received: UInt64
     /// Bytes still queued in the channel.
     var unsent: Int
 
     init(of channel: any Channel) {
-        self.acknowledged = Self.acknowledgedBytes(of: channel)
+        (self.acknowledged, self.received) = Self.transferredBytes(of: channel)
         self.unsent = channel.unsentBytes
     }
 
@@ -90,29 +103,31 @@ private struct Progress {
         return self.acknowledged >= earlier.acknowledged + SendStallDeadline.minimumProgress
     }
 
-    /// `tcpi_bytes_acked` of the channel's socket; 0 where the channel has no socket.
-    private static func acknowledgedBytes(of channel: any Channel) -> UInt64 {
+    /// `tcpi_bytes_acked` and `tcpi_bytes_received` of the channel's socket; 0 where the
+    /// channel has no socket.
+    private static func transferredBytes(of channel: any Channel) -> (acknowledged: UInt64, received: UInt64) {
         #if os(Linux)
-        assert(MemoryLayout<TCPInfoThroughBytesAcked>.offset(of: \.bytesAcked) == 120, "linux/tcp.h's layout")
-        guard let socket = channel as? any SocketOptionProvider else { return 0 }
-        var acknowledged: UInt64 = 0
+        assert(MemoryLayout<TCPInfoThroughBytesReceived>.offset(of: \.bytesAcked) == 120, "linux/tcp.h's layout")
+        guard let socket = channel as? any SocketOptionProvider else { return (0, 0) }
+        var transferred: (UInt64, UInt64) = (0, 0)
         // On the channel's loop the option is read at once, so the future is already complete.
-        let info: EventLoopFuture<TCPInfoThroughBytesAcked> = socket.unsafeGetSocketOption(level: .tcp, name: .tcp_info)
-        info.assumeIsolated().whenSuccess { acknowledged = $0.bytesAcked }
-        return acknowledged
+        let info: EventLoopFuture<TCPInfoThroughBytesReceived> = socket.unsafeGetSocketOption(level: .tcp, name: .tcp_info)
+        info.assumeIsolated().whenSuccess { transferred = ($0.bytesAcked, $0.bytesReceived) }
+        return transferred
         #else
-        return 0
+        return (0, 0)
         #endif
     }
 }
 
 #if os(Linux)
-/// Linux's `struct tcp_info` up to `tcpi_bytes_acked` (Linux 4.1); Glibc's `tcp_info` ends
-/// before it. The kernel fills as much as the length asks for, and only appends fields.
-struct TCPInfoThroughBytesAcked: Sendable {
+/// Linux's `struct tcp_info` up to `tcpi_bytes_received` (Linux 4.1); Glibc's `tcp_info` ends
+/// before them. The kernel fills as much as the length asks for, and only appends fields.
+struct TCPInfoThroughBytesReceived: Sendable {
     var glibcFields = tcp_info()
     var pacingRate: UInt64 = 0
     var maxPacingRate: UInt64 = 0
     var bytesAcked: UInt64 = 0
+    var bytesReceived: UInt64 = 0
 }
 #endif

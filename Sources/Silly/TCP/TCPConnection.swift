@@ -279,6 +279,21 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
         await self.onLoop { _ = $0.close() }
     }
 
+    /// Closes the connection at once: as ``close()``, but what was written and not yet handed to
+    /// the kernel is dropped rather than sent, and the peer may see a reset. For a process that
+    /// must end now (a second Ctrl-C), or a peer that must not be waited for.
+    public func abort() async {
+        await self.onLoop { $0.abort() }
+    }
+
+    /// Waits until the connection is closed: by the peer, by a failure, or, after ``close()``,
+    /// once what was written has been sent (or given up on: see ``ConnectionOptions/closeLinger``)
+    /// and the peer has ended its side (or a second has passed). `close()` returns at once; a
+    /// process about to exit waits here, or the bytes still queued are lost with it.
+    public func waitUntilClosed() async {
+        try? await self.channel.closeFuture.get()
+    }
+
     /// Runs `body` with the engine on the connection's loop, hopping there if needed.
     private func onLoop<T: Sendable>(_ body: @escaping @Sendable (ConnectionEngine) -> T) async -> T {
         if self.eventLoop.inEventLoop {
