@@ -107,6 +107,7 @@ void silly_flush_stdout_if_free(void) {
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -116,7 +117,16 @@ void silly_close_on_exec_from(int lowest) {
     if (syscall(SYS_close_range, (unsigned)lowest, ~0U, 1U << 2) == 0) return;
 #endif
     DIR *descriptors = opendir("/proc/self/fd");
-    if (descriptors == NULL) return;
+    if (descriptors == NULL) {
+        // Out of descriptors (or no /proc): every one the limit allows, one by one.
+        struct rlimit limit;
+        long highest = getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY ? (long)limit.rlim_cur : 65536;
+        for (long fd = lowest; fd < highest; fd++) {
+            int flags = fcntl((int)fd, F_GETFD);
+            if (flags >= 0) fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC);
+        }
+        return;
+    }
     struct dirent *entry;
     while ((entry = readdir(descriptors)) != NULL) {
         char *end;

@@ -180,12 +180,14 @@ public final class EchoServer: Service, Sendable {
             await connection.stopReading()
         }
         let reason = await session.run()
+        // Whether the shutdown ended it, decided now: the close may take a while yet.
+        let duringShutdown = self.shuttingDown.load(ordering: .relaxed)
         await connection.close()
         // Until what it was sent has left (or the close gave up on the client): a shutdown
         // waits for the registry to empty, and the process must not end before then.
         await connection.waitUntilClosed()
         self.metrics.recordLifetime(ContinuousClock.now - opened)
-        self.logClose(connection, reason: reason, statistics: session.statistics)
+        self.logClose(connection, reason: reason, duringShutdown: duringShutdown, statistics: session.statistics)
         // Last: the shutdown waits for the registry to empty before it logs the totals, which
         // must include this connection's close.
         self.registry.remove(connection)
@@ -241,11 +243,11 @@ public final class EchoServer: Service, Sendable {
     }
 
     @inline(never)
-    private func logClose(_ connection: TCPConnection, reason: CloseReason, statistics stats: ConnectionStatistics) {
+    private func logClose(_ connection: TCPConnection, reason: CloseReason, duringShutdown: Bool, statistics stats: ConnectionStatistics) {
         let remaining = self.statistics.release()
         // At shutdown, reads end as if the client had closed (`stopReading`), and connections
         // still open when the grace period ends are closed by the server: both are the shutdown.
-        let shutdown = (reason == .clientClosed || reason == .closedByServer) && self.shuttingDown.load(ordering: .relaxed)
+        let shutdown = (reason == .clientClosed || reason == .closedByServer) && duringShutdown
         self.logger.info(
             "Close connection \(connection.peerName) (\(shutdown ? .serverShutdown : reason)): received \(stats.bytesReceived) bytes, sent \(stats.bytesSent) bytes, messages \(stats.messages); connections: \(remaining)"
         )

@@ -104,8 +104,9 @@ struct EchoSession {
     /// counts both; then waits while the client is not reading what it is sent: the handler
     /// stops reading, so the receive limit stops reading from its socket, and memory stays bounded.
     /// A client whose echoes do not drain within the idle timeout (it reads nothing, or too
-    /// little) is idle too: its connection is closed, once what was queued is sent (so it counts
-    /// as sent). An answer that could not be queued counts its message's bytes as received only.
+    /// little) is idle too: its connection is closed, what was queued still sent if the client
+    /// takes it (`--close-linger`), so it counts as sent. An answer that could not be queued
+    /// counts its message's bytes as received only.
     private mutating func send(_ data: ByteBuffer, answering message: ByteBuffer? = nil) async -> CloseReason? {
         let received = message?.readableBytes ?? 0
         do {

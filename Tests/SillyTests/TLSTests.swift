@@ -136,6 +136,28 @@ struct TLSTests {
         await listener.close()
     }
 
+    @Test("abort() over TLS closes at once: no wait for the peer's close_notify nor for queued bytes a peer that reads nothing never takes", .timeLimit(.minutes(2)))
+    func abortClosesAtOnce() async throws {
+        var options = ConnectionOptions()
+        options.sendQueueLimit = 64 * 1024 * 1024
+        options.closeLinger = patience * 2  // a close() would wait for this peer far longer
+        let results = Mailbox<String>()
+        let listener = try await TCP.listen("127.0.0.1:0", tls: self.serverTLS, options: options) { conn in
+            _ = try await conn.read(until: "\n")
+            try await conn.write(ByteBuffer(repeating: UInt8(ascii: "a"), count: 16 * 1024 * 1024))
+            await conn.abort()
+            await conn.waitUntilClosed()
+            results.send("closed")
+        }
+        var clientOptions = ConnectionOptions()
+        clientOptions.receiveLimit = 1  // reads nothing more than its first byte
+        let client = try await TCP.connect("127.0.0.1:\(listener.port)", tls: try .client(verifyCertificate: false), options: clientOptions)
+        try await client.write("go\n")
+        #expect(await results.next() == "closed")
+        await client.close()
+        await listener.close()
+    }
+
     @Test("a handler that returns with the peer's bytes unread: its last reply still arrives, then a clean end")
     func closeWhilePeerSends() async throws {
         var options = ConnectionOptions()

@@ -18,6 +18,16 @@ final class CloseAfterPendingWrites: ChannelOutboundHandler, RemovableChannelHan
         self.patience = patience
     }
 
+    /// ``AbortConnection`` closes the channel here, at once: past the TLS handler's close_notify
+    /// (and its wait for the peer's) and past any wait for queued bytes.
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard event is AbortConnection else {
+            context.triggerUserOutboundEvent(event, promise: promise)
+            return
+        }
+        context.close(mode: .all, promise: promise)
+    }
+
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         guard mode == .all, !self.closeDeferred, context.channel.unsentBytes > 0 else {
             context.close(mode: mode, promise: promise)
@@ -39,3 +49,7 @@ final class CloseAfterPendingWrites: ChannelOutboundHandler, RemovableChannelHan
         }
     }
 }
+
+/// Asks ``CloseAfterPendingWrites``, below the TLS handler, to close the channel at once
+/// (``ConnectionEngine/abort()``).
+struct AbortConnection {}

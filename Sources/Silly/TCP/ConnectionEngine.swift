@@ -487,10 +487,17 @@ final class ConnectionEngine: ChannelDuplexHandler, RemovableChannelHandler {
     /// bytes not yet handed to the kernel are dropped, and the peer may see a reset.
     func abort() {
         self.close()
-        if let context = self.context, !self.channelClosed {
-            self.closeAwaitsHandshake = false
+        guard let context = self.context, !self.channelClosed else { return }
+        self.closeAwaitsHandshake = false
+        guard self.limits.tls else {
             context.close(promise: nil)
+            return
         }
+        // A close from here would go through the TLS handler, which waits for the peer's
+        // close_notify; the handler below it closes the socket itself.
+        let closed = context.eventLoop.makePromise(of: Void.self)
+        closed.futureResult.assumeIsolated().whenFailure { _ in context.close(promise: nil) }
+        context.triggerUserOutboundEvent(AbortConnection(), promise: closed)
     }
 
     /// The rest of ``close()``: once the bytes written are on their way, the write side is shut

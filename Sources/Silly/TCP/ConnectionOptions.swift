@@ -32,7 +32,8 @@ public struct ConnectionOptions: Sendable {
     /// How long `close()` waits for a peer that takes (almost) none of the unsent bytes (or,
     /// once they are sent, for a peer still sending to end its side) before it closes anyway.
     /// A peer that takes at least 64 KiB in each such period, however long it takes in all,
-    /// gets every byte. With nothing to drain, the wait is at most 1 s.
+    /// gets every byte. With nothing to drain, the wait is at most 1 s (and `closeLinger` more,
+    /// over the whole close, while the peer is still sending).
     public var closeLinger: Duration = .seconds(5)
 
     /// The defaults: 64 KiB lines, a 1 MiB receive limit, a 4 MiB send queue.

@@ -11,12 +11,12 @@ import Glibc
 /// A peer that stopped reading is cut off after `patience`, while one that keeps reading at a
 /// modest pace gets every byte: an absolute deadline would cut a 4 MiB reply to a slow link,
 /// or to a busy peer, after 5 s. The pace bounds how long a closed connection can hold its
-/// descriptor (a few minutes for a full send queue, at the default 5 s). Progress is counted
+/// descriptor (a few minutes for the default 4 MiB send queue, at the default 5 s). Progress is counted
 /// in bytes the peer acknowledged (TCP_INFO): the kernel's send buffer alone can hold 4 MiB,
 /// which a slow reader may take longer than `patience` to drain before the channel's queue
 /// moves. Once the channel's queue is empty, the kernel sends the rest after the close, and
 /// the peer gets `afterSent` more (to end its side) before `expire` runs; while it is still
-/// sending (its end comes after what it sends), up to `patience` more: closed with its bytes
+/// sending (its end comes after what it sends), up to `patience` more in all: closed with its bytes
 /// unread, the socket would answer them with a reset, which can destroy what the peer has not
 /// read yet. Checks stop when the channel closes.
 final class SendStallDeadline {
@@ -30,7 +30,8 @@ final class SendStallDeadline {
     private let expire: () -> Void
     private var lastCheck: Progress
     private var nextCheck: Scheduled<Void>?
-    /// How long the close has waited, everything sent, only because the peer was still sending.
+    /// How long the close has waited, everything sent, only because the peer was still sending:
+    /// at most `patience` over the whole close.
     private var waitedForPeerEnd = TimeAmount.zero
 
     /// Starts checking the channel's progress; call on its event loop.
@@ -62,23 +63,24 @@ final class SendStallDeadline {
         self.lastCheck.unsent > 0 ? self.patience : min(self.patience, self.afterSent)
     }
 
-    private func armNextCheck() {
-        self.nextCheck = self.channel.eventLoop.assumeIsolated().scheduleTask(in: self.delay) { self.check() }
+    private func armNextCheck(in delay: TimeAmount? = nil) {
+        self.nextCheck = self.channel.eventLoop.assumeIsolated().scheduleTask(in: delay ?? self.delay) { self.check() }
     }
 
     private func check() {
         self.nextCheck = nil
         let now = Progress(of: self.channel)
         if now.isAhead(of: self.lastCheck) {
-            self.waitedForPeerEnd = .zero
+            self.lastCheck = now
+            self.armNextCheck()
         } else if now.unsent == 0 && now.received > self.lastCheck.received && self.waitedForPeerEnd < self.patience {
-            self.waitedForPeerEnd = self.waitedForPeerEnd + self.delay
+            let wait = min(self.delay, self.patience - self.waitedForPeerEnd)
+            self.waitedForPeerEnd = self.waitedForPeerEnd + wait
+            self.lastCheck = now
+            self.armNextCheck(in: wait)
         } else {
             self.expire()
-            return
         }
-        self.lastCheck = now
-        self.armNextCheck()
     }
 }
 

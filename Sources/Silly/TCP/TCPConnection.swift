@@ -288,8 +288,10 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
 
     /// Waits until the connection is closed: by the peer, by a failure, or, after ``close()``,
     /// once what was written has been sent (or given up on: see ``ConnectionOptions/closeLinger``)
-    /// and the peer has ended its side (or a second has passed). `close()` returns at once; a
-    /// process about to exit waits here, or the bytes still queued are lost with it.
+    /// and the peer has ended its side (or a second has passed, `closeLinger` more while it is
+    /// still sending; over TLS, swift-nio-ssl's shutdown can add up to 5 s). `close()` returns at
+    /// once; a process about to exit waits here, or the bytes still queued are lost with it.
+    /// Cancelling the task does not end the wait: ``abort()`` does.
     public func waitUntilClosed() async {
         try? await self.channel.closeFuture.get()
     }
