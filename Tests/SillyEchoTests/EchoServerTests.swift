@@ -357,20 +357,8 @@ struct EchoServerTests {
     @Test("a second signal cuts the grace period short: the connection still open is closed, totals logged, exit code 0")
     func secondSignal() async throws {
         let server = try ServerProcess(["--shutdown-grace", "300s", "--idle-timeout", "0"])
-        let conn = try await TCP.connect(try await server.address())
-        // A client that reads nothing: its echoes back up, and the server's handler waits for them
-        // to drain, which the grace period would let it do for 5 minutes.
-        await conn.setReceiveLimit(1)
-        let chunk = ByteBuffer(string: String(repeating: "x", count: 1023) + "\n")
-        var full = false
-        while !full {
-            do throws(SillyError) {
-                try await conn.write(chunk)
-            } catch {
-                guard case .sendQueueFull = error else { throw error }
-                full = true
-            }
-        }
+        // Its handler would wait for this client's echoes to drain for 5 minutes.
+        let conn = try await clientWithEchoesBackedUp(at: try await server.address())
         kill(server.process.processIdentifier, SIGTERM)
         #expect(await server.waitForLog("Shutting down: 1 connection has"))
         kill(server.process.processIdentifier, SIGINT)

@@ -184,20 +184,7 @@ struct ProductionTests {
         let server = try ServerProcess(["--metrics-addr", "127.0.0.1:0", "--shutdown-grace", "300s", "--idle-timeout", "0"])
         let address = try await server.address()
         let metrics = try await metricsAddress(of: server)
-        // A client that reads nothing: its echoes back up, and its handler waits for them to
-        // drain, which the grace period lets it do.
-        let conn = try await TCP.connect(address)
-        await conn.setReceiveLimit(1)
-        let chunk = ByteBuffer(string: String(repeating: "x", count: 1023) + "\n")
-        var full = false
-        while !full {
-            do throws(SillyError) {
-                try await conn.write(chunk)
-            } catch {
-                guard case .sendQueueFull = error else { throw error }
-                full = true
-            }
-        }
+        let conn = try await clientWithEchoesBackedUp(at: address)
         kill(server.process.processIdentifier, SIGTERM)
         #expect(await server.waitForLog("Shutting down: 1 connection has"))
         let during = try await scrape(metrics)

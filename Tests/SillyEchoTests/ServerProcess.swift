@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Silly
 import SillyTestSupport
 import Synchronization
@@ -161,6 +162,23 @@ func servedOrToldFull(clients: Int, at address: String) async throws -> (served:
         await client.close()
     }
     return (served, told)
+}
+
+/// A client of the silly-echo at `address` that reads nothing and has sent 1 KiB lines until its
+/// own send queue is full: its echoes have backed up, and the server's handler waits for them
+/// to drain (which a shutdown's grace period lets it do).
+func clientWithEchoesBackedUp(at address: String) async throws -> TCPConnection {
+    let conn = try await TCP.connect(address)
+    await conn.setReceiveLimit(1)
+    let chunk = ByteBuffer(string: String(repeating: "x", count: 1023) + "\n")
+    while true {
+        do throws(SillyError) {
+            try await conn.write(chunk)
+        } catch {
+            guard case .sendQueueFull = error else { throw error }
+            return conn
+        }
+    }
 }
 
 /// Outside programs the tests drive as a user would: `.ci/run` installs them and sets

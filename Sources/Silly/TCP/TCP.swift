@@ -128,8 +128,8 @@ public enum TCP {
     /// Listens on `address` and calls `accept` on each connection's event loop once its channel
     /// is active (on a PROXY protocol listener, once the header has arrived; never for a
     /// connection the listener's close cut off before then): the callback-level front end's
-    /// `listen`, for code that drives its
-    /// connections from the loop without a task each (a script runtime).
+    /// `listen`, for code that drives its connections from the loop without a task each (a
+    /// script runtime).
     ///
     /// With one event loop as `group`, every connection lives on that loop (the listening socket
     /// itself is on the process's acceptor thread, ``acceptor``).
