@@ -110,6 +110,7 @@ private struct Progress {
     private static func transferredBytes(of channel: any Channel) -> (acknowledged: UInt64, received: UInt64) {
         #if os(Linux)
         assert(MemoryLayout<TCPInfoThroughBytesReceived>.offset(of: \.bytesAcked) == 120, "linux/tcp.h's layout")
+        assert(MemoryLayout<TCPInfoThroughBytesReceived>.offset(of: \.bytesReceived) == 128, "linux/tcp.h's layout")
         guard let socket = channel as? any SocketOptionProvider else { return (0, 0) }
         var transferred: (UInt64, UInt64) = (0, 0)
         // On the channel's loop the option is read at once, so the future is already complete.
