@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Two (or more) silly-echo binaries side by side under one echoload load, interleaved round by
-# round: tells a change's cost from the machine's moods. Prints each run and the medians of the
-# server's CPU µs per message (user+sys over a SECONDS window in the middle of the load).
+# round: tells a change's cost from the machine's moods. Prints each run, the medians of the
+# server's CPU µs per message (user+sys over a SECONDS window in the middle of the load), and the
+# median of each round's ratio to the first binary.
 #
 #   git worktree add /tmp/silly-before <commit> && (cd /tmp/silly-before && swift build -c release --product silly-echo)
 #   Benchmarks/compare-builds.sh 7 4 1000 64 1 /tmp/silly-before/.build/release/silly-echo .build/release/silly-echo
@@ -38,4 +39,10 @@ rows = [line.split() for line in open(sys.argv[1])]
 for index, binary in enumerate(sys.argv[2:], start=1):
     cpu = [float(r[2]) for r in rows if int(r[0]) == index]
     print(f"{binary}: median cpu µs/msg {statistics.median(cpu):.2f} over {len(cpu)} rounds {cpu}")
+# Each round's ratio to the first binary's, run just before it: the machine's drift over the
+# run cancels out of these, so their median tells a small change from the noise better.
+first = [float(r[2]) for r in rows if int(r[0]) == 1]
+for index, binary in enumerate(sys.argv[3:], start=2):
+    ratios = [float(r[2]) / base for r, base in zip((r for r in rows if int(r[0]) == index), first)]
+    print(f"{binary}: median of the rounds' ratios to the first {statistics.median(ratios):.3f} {[round(x, 3) for x in ratios]}")
 PY

@@ -107,6 +107,7 @@ struct EchoSession {
     /// little) is idle too: its connection is closed, what was queued still sent if the client
     /// takes it (`--close-linger`), so it counts as sent. An answer that could not be queued
     /// counts its message's bytes as received only.
+    @inline(__always)
     private mutating func send(_ data: ByteBuffer, answering message: ByteBuffer? = nil) async -> CloseReason? {
         let received = message?.readableBytes ?? 0
         do {

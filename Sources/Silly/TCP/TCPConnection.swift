@@ -70,7 +70,7 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
     ///     ``SillyError/lineTooLong(limit:)`` (at once if the delimiter itself is longer).
     ///     Default: the connection's `maxLineLength` (64 KiB).
     ///   - timeout: fail with ``SillyError/timedOut`` if the line is not complete by then.
-    @inlinable
+    @inlinable @inline(__always)
     public func read(
         until delimiter: Delimiter,
         maxLength: Int? = nil,
@@ -82,14 +82,14 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
 
     /// Reads exactly `count` bytes. `read(count: unreadBytes)` reads whatever is buffered, an empty
     /// buffer if nothing is.
-    @inlinable
+    @inlinable @inline(__always)
     public func read(count: Int, timeout: Duration? = nil) async throws(SillyError) -> ByteBuffer {
         precondition(count >= 0, "a read count cannot be negative")
         return try await self.perform(.count(count), timeout: timeout)
     }
 
     /// Reads whatever is buffered, waiting for at least one byte; at most `maxLength` bytes.
-    @inlinable
+    @inlinable @inline(__always)
     public func readAvailable(maxLength: Int = .max, timeout: Duration? = nil) async throws(SillyError) -> ByteBuffer {
         precondition(maxLength > 0, "maxLength must be positive")
         return try await self.perform(.available(max: maxLength), timeout: timeout)
@@ -105,9 +105,11 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
         get async { await self.onLoop { $0.unreadBytes } }
     }
 
-    /// Every read of the async API. Inlined into the caller's own async function (as are
-    /// `write` and `waitUntilWritable`): a read or write then allocates no async frame of its own,
-    /// which at a thousand connections is a cache line missed per call.
+    /// Every read of the async API. Inlined into the caller's own async function, as are the
+    /// public reads, `write` and `waitUntilWritable` (always: left to the optimizer, a read with
+    /// a timeout in another module was called, not inlined): a read or write then allocates no
+    /// async frame of its own, which at a thousand connections is a cache line missed per call,
+    /// and costs no executor switch on entry and return.
     ///
     /// On the loop, a read the buffer satisfies returns here without suspending. Otherwise the
     /// task suspends until the engine decides the read. Cancelling the task is noticed when a read
@@ -158,7 +160,7 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
     /// Queues `data` for sending and returns; it is flushed once the current batch of writes ends
     /// (at once if the high water mark's worth, 64 KiB by default, is waiting unflushed). Fails if the connection
     /// is closed or its output shut down, or if the send queue would pass its limit.
-    @inlinable
+    @inlinable @inline(__always)
     public func write(_ data: ByteBuffer) async throws(SillyError) {
         if self.eventLoop.inEventLoop {
             return try self.writeOnLoop(data)
@@ -202,7 +204,7 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
     /// low water mark (returns at once otherwise): the backpressure a handler that writes faster
     /// than the peer reads should apply. With a `timeout`, it fails with ``SillyError/timedOut``
     /// if they are not below it by then (the connection stays open).
-    @inlinable
+    @inlinable @inline(__always)
     public func waitUntilWritable(timeout: Duration? = nil) async throws(SillyError) {
         if self.eventLoop.inEventLoop, let result = self.writableNow {
             return try result.get()
