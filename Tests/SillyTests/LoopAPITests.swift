@@ -80,6 +80,46 @@ struct LoopAPITests {
         }
     }
 
+    @Test("isWritableOnLoop is false past the high water mark, while waitUntilWritable would wait, and true once the peer reads")
+    func writabilityOnLoop() async throws {
+        var options = ConnectionOptions()
+        options.writeWatermarks = (16 * 1024)...(64 * 1024)
+        let results = Mailbox<String>()
+        let chunk = ByteBuffer(repeating: UInt8(ascii: "w"), count: 8 * 1024)
+        try await withServer(options: options, accept: { conn in
+            let before = conn.eventLoop.inEventLoop && conn.isWritableOnLoop
+            var written = 0
+            while conn.isWritableOnLoop {
+                try conn.writeOnLoop(chunk)
+                written += chunk.readableBytes
+                await Task.yield()  // the loop flushes: only what the kernel will not take stays queued
+            }
+            results.send("on the loop and writable at first: \(before); unwritable with \(conn.unsentBytesOnLoop > 64 * 1024 ? "more" : "less") than the high water mark unsent")
+            // It would wait: with a timeout, it fails.
+            do throws(SillyError) {
+                try await conn.waitUntilWritable(timeout: .milliseconds(100))
+                results.send("did not wait")
+            } catch {
+                results.send("\(error)")
+            }
+            try await conn.waitUntilWritable()
+            results.send("writable again: \(conn.isWritableOnLoop), \(conn.unsentBytesOnLoop < 16 * 1024 ? "under" : "over") the low water mark")
+            try conn.writeOnLoop(ByteBuffer(string: "end\n"))
+            results.send("\(written)")
+            _ = try? await conn.read(until: "\n")
+        }) { address in
+            var clientOptions = ConnectionOptions()
+            clientOptions.receiveLimit = 16 * 1024
+            let client = try await TCP.connect(address, options: clientOptions)
+            #expect(await results.next() == "on the loop and writable at first: true; unwritable with more than the high water mark unsent")
+            #expect(await results.next() == "\(SillyError.timedOut)")
+            let received = try await client.read(until: "end\n", maxLength: 64 * 1024 * 1024, timeout: patience)
+            #expect(await results.next() == "writable again: true, under the low water mark")
+            #expect(await results.next() == "\(received.readableBytes - 4)")
+            await client.close()
+        }
+    }
+
     @Test("a deferred read with a timeout reports timedOut through the handler")
     func callbackTimeout() async throws {
         final class Probe: TCPReadHandler, @unchecked Sendable {

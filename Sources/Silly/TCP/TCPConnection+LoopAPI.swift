@@ -72,6 +72,12 @@ extension TCPConnection {
     /// not shut down.
     public var isAliveOnLoop: Bool { self.engine.isAlive }
 
+    /// Whether ``TCPConnection/waitUntilWritable(timeout:)`` would return at once (or fail at
+    /// once, the connection having failed): `false` from when the unsent bytes pass the high water
+    /// mark until they drop below the low one. A task on the loop that tests this before
+    /// awaiting saves an executor switch per write while it is `true`.
+    public var isWritableOnLoop: Bool { self.engine.writableNow != nil }
+
     /// Whether the peer will send nothing more: it ended its stream (EOF; it may still read, if
     /// it only half-closed), reset it, or the connection closed. Bytes it sent before may still
     /// be buffered, unread.
