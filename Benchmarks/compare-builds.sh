@@ -16,7 +16,9 @@ source "$(dirname "$0")/echoload-kit.sh"
 port=9980
 results=$(mktemp); trap 'rm -f "$results" "$results.out"' EXIT
 for round in $(seq "$rounds"); do
-    for index in $(seq $#); do
+    # Odd rounds run the binaries in the order given, even rounds in reverse: neither always goes first.
+    order=$(seq $#); (( round % 2 == 0 )) && order=$(seq $# -1 1)
+    for index in $order; do
         bin=${!index}
         if [[ $bin == *"{port}"* ]]; then
             read -ra command <<<"${bin//\{port\}/$port}"
@@ -30,7 +32,8 @@ for round in $(seq "$rounds"); do
         before=$(awk '{print $14 + $15}' /proc/$pid/stat); sleep "$seconds"; after=$(awk '{print $14 + $15}' /proc/$pid/stat)
         wait $load; kill $pid; wait $pid 2>/dev/null || true
         rate=$(sed -E 's/.*msgs_per_s=([0-9]+).*/\1/' "$results.out")
-        python3 -c "print($index, $rate, round(($after - $before) * 10000 / ($rate * $seconds), 2))" | tee -a "$results"
+        python3 -c "print($index, $rate, ($after - $before) * 10000 / ($rate * $seconds))" >>"$results"
+        python3 -c "print($index, $rate, round(($after - $before) * 10000 / ($rate * $seconds), 2))"
     done
 done
 python3 - "$results" "$@" <<'PY'
@@ -38,11 +41,11 @@ import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
 for index, binary in enumerate(sys.argv[2:], start=1):
     cpu = [float(r[2]) for r in rows if int(r[0]) == index]
-    print(f"{binary}: median cpu µs/msg {statistics.median(cpu):.2f} over {len(cpu)} rounds {cpu}")
-# Each round's ratio to the first binary's, run just before it: the machine's drift over the
+    print(f"{binary}: median cpu µs/msg {statistics.median(cpu):.2f} over {len(cpu)} rounds {[round(x, 2) for x in cpu]}")
+# Each round's ratio to the first binary's in the same round: the machine's drift over the
 # run cancels out of these, so their median tells a small change from the noise better.
 first = [float(r[2]) for r in rows if int(r[0]) == 1]
 for index, binary in enumerate(sys.argv[3:], start=2):
-    ratios = [float(r[2]) / base for r, base in zip((r for r in rows if int(r[0]) == index), first)]
+    ratios = [float(r[2]) / base for r, base in zip((r for r in rows if int(r[0]) == index), first) if base > 0]
     print(f"{binary}: median of the rounds' ratios to the first {statistics.median(ratios):.3f} {[round(x, 3) for x in ratios]}")
 PY

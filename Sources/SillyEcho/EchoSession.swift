@@ -111,7 +111,8 @@ struct EchoSession {
     private mutating func send(_ data: ByteBuffer, answering message: ByteBuffer? = nil) async -> CloseReason? {
         let received = message?.readableBytes ?? 0
         // Handlers run on their connection's loop, where its own calls need no `await`: one
-        // that returns at once still costs an executor switch (three per line, not two).
+        // that returns at once still costs an executor switch (without these, three per line
+        // instead of two). A failed connection is not writable: the wait reports the failure.
         let onLoop = self.connection.eventLoop.inEventLoop
         do {
             if onLoop { try self.connection.writeOnLoop(data) } else { try await self.connection.write(data) }

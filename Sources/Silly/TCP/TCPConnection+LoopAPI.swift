@@ -72,11 +72,14 @@ extension TCPConnection {
     /// not shut down.
     public var isAliveOnLoop: Bool { self.engine.isAlive }
 
-    /// Whether ``TCPConnection/waitUntilWritable(timeout:)`` would return at once (or fail at
-    /// once, the connection having failed): `false` from when the unsent bytes pass the high water
-    /// mark until they drop below the low one. A task on the loop that tests this before
-    /// awaiting saves an executor switch per write while it is `true`.
-    public var isWritableOnLoop: Bool { self.engine.writableNow != nil }
+    /// Whether ``TCPConnection/waitUntilWritable(timeout:)`` would succeed at once: `false` from
+    /// when the unsent bytes pass the high water mark until they drop below the low one, and once
+    /// the connection cannot be written to (closed, failed, its output shut down: then the wait
+    /// fails at once, with the reason). A task on the loop that awaits the wait only when this is
+    /// `false` saves an executor switch per write.
+    public var isWritableOnLoop: Bool {
+        if case .success? = self.engine.writableNow { true } else { false }
+    }
 
     /// Whether the peer will send nothing more: it ended its stream (EOF; it may still read, if
     /// it only half-closed), reset it, or the connection closed. Bytes it sent before may still

@@ -107,9 +107,9 @@ public struct TCPConnection: @unchecked Sendable, Hashable {
 
     /// Every read of the async API. Inlined into the caller's own async function, as are the
     /// public reads, `write` and `waitUntilWritable` (always: left to the optimizer, a read with
-    /// a timeout in another module was called, not inlined): a read or write then allocates no
-    /// async frame of its own, which at a thousand connections is a cache line missed per call,
-    /// and costs no executor switch on entry and return.
+    /// a timeout in another module was called, not inlined): on the loop, a read or write then
+    /// allocates no async frame of its own, which at a thousand connections is a cache line
+    /// missed per call, and costs no executor switch on entry and return.
     ///
     /// On the loop, a read the buffer satisfies returns here without suspending. Otherwise the
     /// task suspends until the engine decides the read. Cancelling the task is noticed when a read
